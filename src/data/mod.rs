@@ -1,0 +1,132 @@
+//! Data sets: generation or loading on the host, the seeded validation split, and the
+//! device-resident tensors that training indexes into.
+
+mod synthetic;
+
+pub use synthetic::generate as generate_synthetic;
+
+use crate::rng::{seeded, Stream};
+use crate::spec::DatasetSpec;
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+
+/// Host-side samples: row-major features and labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSplit {
+    pub features: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// Shape of one sample (e.g. `[32]` or `[1, 28, 28]`).
+    pub sample_shape: Vec<usize>,
+}
+
+impl HostSplit {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn sample_len(&self) -> usize {
+        self.sample_shape.iter().product()
+    }
+
+    /// The samples at `indices`, in that order.
+    fn select(&self, indices: &[usize]) -> HostSplit {
+        let d = self.sample_len();
+        let mut features = Vec::with_capacity(indices.len() * d);
+        for &i in indices {
+            features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
+        }
+        HostSplit {
+            features,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            sample_shape: self.sample_shape.clone(),
+        }
+    }
+}
+
+/// One split on the device: `x` is f32 `[n, sample_shape...]`, `y` is u32 `[n]`.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub x: Tensor,
+    pub y: Tensor,
+}
+
+impl Split {
+    fn upload(host: &HostSplit, device: &Device) -> Result<Self> {
+        let mut shape = vec![host.len()];
+        shape.extend_from_slice(&host.sample_shape);
+        Ok(Self {
+            x: Tensor::from_slice(&host.features, shape, device)?,
+            y: Tensor::from_slice(&host.labels, host.len(), device)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.y.dims1().expect("labels are 1-D")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A data set ready for training on one device.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub train: Split,
+    /// Carved from the training data with the run's seed; `None` when `val_fraction` is 0.
+    pub val: Option<Split>,
+    pub test: Split,
+    pub classes: usize,
+    pub sample_shape: Vec<usize>,
+}
+
+/// Training and test data as the source provides them, before the validation split.
+#[derive(Debug, Clone)]
+pub struct HostDataset {
+    pub train: HostSplit,
+    pub test: HostSplit,
+    pub classes: usize,
+}
+
+/// Builds the data set a run asks for and moves it to `device`.
+pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
+    let host = match spec {
+        DatasetSpec::Synthetic(s) => synthetic::generate(s),
+    };
+    let (train, val) = split_validation(&host.train, spec.val_fraction(), seed);
+    let upload = |split: &HostSplit, what: &str| {
+        Split::upload(split, device)
+            .with_context(|| format!("moving the {what} split to {device:?}"))
+    };
+    Ok(Dataset {
+        train: upload(&train, "training")?,
+        val: val.as_ref().map(|v| upload(v, "validation")).transpose()?,
+        test: upload(&host.test, "test")?,
+        classes: host.classes,
+        sample_shape: host.train.sample_shape.clone(),
+    })
+}
+
+/// Holds out `floor(fraction·n)` training samples, chosen by a permutation seeded with
+/// the run's seed; both parts keep the original sample order.
+pub fn split_validation(
+    train: &HostSplit,
+    fraction: f64,
+    seed: u64,
+) -> (HostSplit, Option<HostSplit>) {
+    let n_val = (fraction * train.len() as f64).floor() as usize;
+    if n_val == 0 {
+        return (train.clone(), None);
+    }
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut seeded(seed, Stream::ValidationSplit));
+    let (val_idx, train_idx) = order.split_at_mut(n_val);
+    val_idx.sort_unstable();
+    train_idx.sort_unstable();
+    (train.select(train_idx), Some(train.select(val_idx)))
+}

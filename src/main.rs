@@ -1,0 +1,129 @@
+//! The `smoothlab` command line: parse, call the library, map errors to exit codes
+//! (0 success, 1 a run or the program failed, 2 bad usage or input: nothing was run).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use smoothlab::spec::DeviceSpec;
+use smoothlab::{progress, report, spec, store, sweep, BadInput};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "smoothlab",
+    version,
+    about = "Label smoothing and calibration experiments on candle"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train every run of an experiment that is not done yet, and write its results.
+    Run {
+        experiment: PathBuf,
+        /// Results directory (runs go to DIR/<experiment name>/<run id>/).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// auto, cpu, cuda or cuda:N (overrides the experiment's `device`).
+        #[arg(long)]
+        device: Option<DeviceSpec>,
+        /// Rerun runs that are already completed.
+        #[arg(long)]
+        force: bool,
+        /// Rerun runs whose last attempt failed.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Print the plan with each run's status, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print one run's result readably.
+    Show {
+        /// A run directory or its result.json.
+        run: PathBuf,
+    },
+    /// Calibration metrics for saved logits and labels (.npz, .safetensors or .json).
+    Calibrate {
+        predictions: PathBuf,
+        /// Number of equal-width confidence bins.
+        #[arg(long, default_value = "15")]
+        bins: NonZeroUsize,
+        /// Fit a temperature on these (validation) predictions and also report the
+        /// metrics after scaling.
+        #[arg(long, value_name = "VAL_PREDICTIONS")]
+        fit_temperature: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    progress::init_logging();
+    match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(smoothlab::exit_code(&error))
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            experiment,
+            results,
+            device,
+            force,
+            retry_failed,
+            dry_run,
+        } => {
+            let plan = spec::load(&experiment)?;
+            if dry_run {
+                print!("{}", sweep::describe_plan(&plan, &results)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let options = sweep::RunOptions {
+                results,
+                device,
+                force,
+                retry_failed,
+            };
+            let summary = sweep::run(&plan, &options)?;
+            println!("{}", summary.line());
+            Ok(if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Show { run } => {
+            let result = store::read_result(&run).map_err(BadInput)?;
+            print!("{}", report::show(&result));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Calibrate {
+            predictions,
+            bins,
+            fit_temperature,
+            format,
+        } => {
+            let output =
+                report::CalibrationReport::compute(&predictions, bins, fit_temperature.as_deref())?;
+            match format {
+                Format::Table => print!("{}", output.table()),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&output)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Optimisers (SGD with momentum/Nesterov/weight decay, AdamW) and learning-rate schedules.
+//!
+//! candle-nn's `SGD` has neither momentum nor weight decay, and its `AdamW` keeps its
+//! moments private; these are written out so that both follow PyTorch's update rules
+//! exactly and their state can be inspected and saved.
+
+use crate::spec::{AdamwSpec, OptimizerSpec, ScheduleSpec, SgdSpec};
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+use std::f64::consts::PI;
+
+/// A parameter with its per-parameter optimiser state.
+struct Slot {
+    var: Var,
+    /// SGD: momentum buffer. AdamW: first moment.
+    first: Option<Tensor>,
+    /// AdamW: second moment.
+    second: Option<Tensor>,
+}
+
+pub struct Optimizer {
+    spec: OptimizerSpec,
+    slots: Vec<Slot>,
+    lr: f64,
+    /// Number of steps taken (AdamW's bias correction uses it).
+    steps: u64,
+}
+
+impl Optimizer {
+    /// `vars` are sorted by name first, so the update order never depends on hash order.
+    pub fn new(spec: &OptimizerSpec, mut vars: Vec<(String, Var)>) -> Self {
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            spec: spec.clone(),
+            slots: vars
+                .into_iter()
+                .map(|(_, var)| Slot {
+                    var,
+                    first: None,
+                    second: None,
+                })
+                .collect(),
+            lr: spec.lr(),
+            steps: 0,
+        }
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// Back-propagates `loss` and applies one update.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        self.step(&grads)
+    }
+
+    /// Applies one update from `grads`; parameters without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.steps += 1;
+        let (lr, steps) = (self.lr, self.steps);
+        for slot in &mut self.slots {
+            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
+            match &self.spec {
+                OptimizerSpec::Sgd(s) => sgd_update(s, lr, slot, grad)?,
+                OptimizerSpec::Adamw(a) => adamw_update(a, lr, steps, slot, grad)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sgd_update(s: &SgdSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
+    let w = slot.var.as_tensor();
+    let mut g = grad.clone();
+    if s.weight_decay != 0.0 && !s.decoupled_weight_decay {
+        g = (g + (w * s.weight_decay)?)?;
+    }
+    if s.momentum != 0.0 {
+        let buf = match slot.first.take() {
+            None => g.clone(),
+            Some(buf) => ((buf * s.momentum)? + &g)?,
+        };
+        g = if s.nesterov {
+            (g + (&buf * s.momentum)?)?
+        } else {
+            buf.clone()
+        };
+        slot.first = Some(buf);
+    }
+    let mut updated = (w - (g * lr)?)?;
+    if s.weight_decay != 0.0 && s.decoupled_weight_decay {
+        updated = (updated - (w * (lr * s.weight_decay))?)?;
+    }
+    slot.var.set(&updated)
+}
+
+fn adamw_update(a: &AdamwSpec, lr: f64, steps: u64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
+    let w = slot.var.as_tensor();
+    let m = match slot.first.take() {
+        None => (grad * (1.0 - a.beta1))?,
+        Some(m) => ((m * a.beta1)? + (grad * (1.0 - a.beta1))?)?,
+    };
+    let v = match slot.second.take() {
+        None => (grad.sqr()? * (1.0 - a.beta2))?,
+        Some(v) => ((v * a.beta2)? + (grad.sqr()? * (1.0 - a.beta2))?)?,
+    };
+    let m_hat = (&m / (1.0 - a.beta1.powi(steps as i32)))?;
+    let v_hat = (&v / (1.0 - a.beta2.powi(steps as i32)))?;
+    let decayed = (w * (1.0 - lr * a.weight_decay))?;
+    let update = (m_hat / (v_hat.sqrt()? + a.eps)?)?;
+    slot.first = Some(m);
+    slot.second = Some(v);
+    slot.var.set(&(decayed - (update * lr)?)?)
+}
+
+/// The learning rate at fractional epoch `t` (0 at the start of training, `epochs` at
+/// the end), for base rate `lr`.
+///
+/// Warm-up ramps linearly from 0 to `lr` over `[0, warmup_epochs)`; after it, constant
+/// stays at `lr`, multistep multiplies by `gamma` once per milestone reached
+/// (`t ≥ milestone`), and cosine decays as
+/// `min_lr + (lr − min_lr)·(1 + cos(π·(t − w)/(epochs − w)))/2`.
+pub fn learning_rate(schedule: &ScheduleSpec, lr: f64, epochs: usize, t: f64) -> f64 {
+    let warmup = schedule.warmup_epochs();
+    if t < warmup {
+        return lr * t / warmup;
+    }
+    match schedule {
+        ScheduleSpec::Constant(_) => lr,
+        ScheduleSpec::Multistep(m) => {
+            let reached = m.milestones.iter().filter(|&&e| t >= e as f64).count();
+            lr * m.gamma.powi(reached as i32)
+        }
+        ScheduleSpec::Cosine(c) => {
+            let span = epochs as f64 - warmup;
+            let progress = if span > 0.0 {
+                ((t - warmup) / span).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            c.min_lr + (lr - c.min_lr) * (1.0 + (PI * progress).cos()) / 2.0
+        }
+    }
+}

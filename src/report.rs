@@ -1,0 +1,215 @@
+//! Human-readable views of results: `smoothlab show` and metric tables.
+
+use crate::calibration::{Metrics, TemperatureFit};
+use crate::store::RunResult;
+use std::fmt::Write as _;
+
+/// One run's `result.json`, readable.
+pub fn show(r: &RunResult) -> String {
+    let mut out = String::new();
+    let env = &r.environment;
+    let _ = writeln!(out, "run        {} ({})", r.run_id, r.experiment);
+    let _ = writeln!(out, "status     {:?}", r.status);
+    if let Some(error) = &r.error {
+        let _ = writeln!(out, "error      {error}");
+    }
+    for (path, value) in &r.swept {
+        let _ = writeln!(out, "swept      {path} = {value}");
+    }
+    let _ = writeln!(
+        out,
+        "device     {} ({} threads), smoothlab {}{}, candle {}",
+        env.device,
+        env.threads,
+        env.smoothlab_version,
+        env.git_commit
+            .as_deref()
+            .map(|c| format!(" @ {c}"))
+            .unwrap_or_default(),
+        env.candle_version
+    );
+    let _ = writeln!(
+        out,
+        "time       {} → {}; train {:.1}s ({:.0} samples/s), evaluation {:.1}s",
+        env.started_at.format("%Y-%m-%d %H:%M:%S"),
+        env.finished_at.format("%H:%M:%S"),
+        r.timings.train_seconds,
+        r.timings.train_samples_per_second,
+        r.timings.eval_seconds
+    );
+    let _ = writeln!(
+        out,
+        "config     {}",
+        serde_json::to_string(&r.config).unwrap_or_default()
+    );
+
+    if !r.history.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n epoch        lr  train loss  train acc    val acc    val nll    val ece      s"
+        );
+        for e in &r.history {
+            let opt = |v: Option<f64>| {
+                v.map(|v| format!("{v:10.4}"))
+                    .unwrap_or_else(|| format!("{:>10}", "-"))
+            };
+            let _ = writeln!(
+                out,
+                "{:6} {:9.5} {:11.4} {:10.4} {} {} {} {:6.1}",
+                e.epoch,
+                e.lr,
+                e.train_loss,
+                e.train_accuracy,
+                opt(e.val_accuracy),
+                opt(e.val_nll),
+                opt(e.val_ece),
+                e.seconds
+            );
+        }
+    }
+    if let Some(m) = &r.metrics {
+        let mut columns = vec![("test", &m.test)];
+        if let Some(scaled) = &m.test_scaled {
+            columns.push(("test, T-scaled", scaled));
+        }
+        if let Some(val) = &m.validation {
+            columns.push(("validation", val));
+        }
+        out.push('\n');
+        out += &metrics_table(&columns);
+        if let Some(fit) = &m.temperature {
+            out += &describe_fit(fit);
+        }
+    }
+    out
+}
+
+/// Reads one row of [`metrics_table`] from a set's metrics.
+type MetricGetter = fn(&Metrics) -> Option<f64>;
+
+/// Metrics side by side, one column per set.
+pub fn metrics_table(columns: &[(&str, &Metrics)]) -> String {
+    let rows: [(&str, MetricGetter); 15] = [
+        ("samples", |m| Some(m.n as f64)),
+        ("accuracy", |m| Some(m.accuracy)),
+        ("top-5 accuracy", |m| m.top5_accuracy),
+        ("NLL", |m| Some(m.nll)),
+        ("Brier", |m| Some(m.brier)),
+        ("ECE", |m| Some(m.ece)),
+        ("MCE", |m| Some(m.mce)),
+        ("RMSCE", |m| Some(m.rmsce)),
+        ("adaptive ECE", |m| Some(m.adaptive_ece)),
+        ("classwise ECE", |m| Some(m.classwise_ece)),
+        ("mean confidence", |m| Some(m.mean_confidence)),
+        ("mean entropy", |m| Some(m.mean_entropy)),
+        ("true-logit gap", |m| Some(m.mean_true_logit_gap)),
+        ("max-logit gap", |m| Some(m.mean_max_logit_gap)),
+        ("logit norm", |m| Some(m.mean_logit_norm)),
+    ];
+    let width = columns
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let mut out = format!("{:16}", "");
+    for (name, _) in columns {
+        let _ = write!(out, " {name:>width$}");
+    }
+    out.push('\n');
+    for (label, get) in rows {
+        let _ = write!(out, "{label:16}");
+        for (_, m) in columns {
+            let cell = match get(m) {
+                Some(v) if label == "samples" => format!("{v:.0}"),
+                Some(v) => format!("{v:.4}"),
+                None => "-".to_string(),
+            };
+            let _ = write!(out, " {cell:>width$}");
+        }
+        out.push('\n');
+    }
+    let bins = columns.first().map(|(_, m)| m.bins).unwrap_or_default();
+    let _ = writeln!(out, "({bins} equal-width confidence bins)");
+    out
+}
+
+/// The temperature fit in one line.
+pub fn describe_fit(fit: &TemperatureFit) -> String {
+    format!(
+        "temperature {:.4} (validation NLL {:.4} → {:.4}, {} iterations, dNLL/d(1/T) = {:.1e}{})\n",
+        fit.temperature,
+        fit.nll_before,
+        fit.nll_after,
+        fit.iterations,
+        fit.gradient,
+        if fit.at_bound {
+            ", at the search bound"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `smoothlab calibrate`: metrics of saved predictions, optionally after fitting a
+/// temperature on other (validation) predictions.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CalibrationReport {
+    pub file: std::path::PathBuf,
+    pub metrics: Metrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<TemperatureFit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaled: Option<Metrics>,
+}
+
+impl CalibrationReport {
+    /// Reads `predictions` (and `fit_on`), computes everything. Unreadable or invalid
+    /// files are [`crate::BadInput`].
+    pub fn compute(
+        predictions: &std::path::Path,
+        bins: std::num::NonZeroUsize,
+        fit_on: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        use crate::calibration::{evaluate, fit_temperature, io::read_predictions};
+        let test = read_predictions(predictions).map_err(crate::BadInput)?;
+        let temperature = match fit_on {
+            Some(path) => {
+                let val = read_predictions(path).map_err(crate::BadInput)?;
+                if val.classes() != test.classes() {
+                    return Err(crate::BadInput(anyhow::anyhow!(
+                        "{} has {} classes but {} has {}",
+                        path.display(),
+                        val.classes(),
+                        predictions.display(),
+                        test.classes()
+                    ))
+                    .into());
+                }
+                Some(fit_temperature(&val))
+            }
+            None => None,
+        };
+        Ok(Self {
+            file: predictions.to_path_buf(),
+            metrics: evaluate(&test, bins, 1.0),
+            scaled: temperature
+                .as_ref()
+                .map(|fit| evaluate(&test, bins, fit.temperature)),
+            temperature,
+        })
+    }
+
+    pub fn table(&self) -> String {
+        let mut columns = vec![("raw", &self.metrics)];
+        if let Some(scaled) = &self.scaled {
+            columns.push(("T-scaled", scaled));
+        }
+        let mut out = format!("{}\n", self.file.display());
+        out += &metrics_table(&columns);
+        if let Some(fit) = &self.temperature {
+            out += &describe_fit(fit);
+        }
+        out
+    }
+}

@@ -1,0 +1,26 @@
+//! Seeded randomness. candle's CPU device cannot be seeded, so every random draw a run
+//! makes (initialisation, split, shuffling, dropout) comes from ChaCha8 generators
+//! derived from the run's seed, one independent stream per purpose: changing how many
+//! numbers one purpose draws never shifts another's.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The purposes that draw random numbers, each with its own ChaCha stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Stream {
+    SyntheticCentres = 1,
+    SyntheticTrain = 2,
+    SyntheticTest = 3,
+    ValidationSplit = 4,
+    WeightInit = 5,
+    Shuffle = 6,
+    Dropout = 7,
+}
+
+pub fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream as u64);
+    rng
+}

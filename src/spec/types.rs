@@ -1,0 +1,406 @@
+//! The experiment file's types. Every section has defaults, so `{"name": "x"}` is a
+//! complete experiment; unknown keys are rejected everywhere.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::num::NonZeroUsize;
+
+/// An experiment file as written by the user (after defaults are filled in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Names the results directory `results/<name>/`.
+    pub name: String,
+    #[serde(default)]
+    pub dataset: DatasetSpec,
+    #[serde(default)]
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub loss: LossSpec,
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    #[serde(default)]
+    pub training: TrainingSpec,
+    #[serde(default)]
+    pub evaluation: EvaluationSpec,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// Dotted path → list of values; the plan is the cartesian product, in file order.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub sweep: Map<String, Value>,
+}
+
+/// Everything that determines one run's numbers. Its canonical JSON is hashed into the run id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub dataset: DatasetSpec,
+    pub model: ModelSpec,
+    pub loss: LossSpec,
+    pub optimizer: OptimizerSpec,
+    pub schedule: ScheduleSpec,
+    pub training: TrainingSpec,
+    pub evaluation: EvaluationSpec,
+    pub seed: u64,
+}
+
+impl Experiment {
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            dataset: self.dataset.clone(),
+            model: self.model.clone(),
+            loss: self.loss.clone(),
+            optimizer: self.optimizer.clone(),
+            schedule: self.schedule.clone(),
+            training: self.training.clone(),
+            evaluation: self.evaluation.clone(),
+            seed: self.seed,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- dataset
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum DatasetSpec {
+    Synthetic(SyntheticSpec),
+}
+
+impl Default for DatasetSpec {
+    fn default() -> Self {
+        Self::Synthetic(SyntheticSpec::default())
+    }
+}
+
+impl DatasetSpec {
+    /// Share of the training set held out (with the run's seed) for validation and
+    /// temperature scaling.
+    pub fn val_fraction(&self) -> f64 {
+        match self {
+            Self::Synthetic(s) => s.val_fraction,
+        }
+    }
+}
+
+/// A seeded Gaussian-mixture classification problem: each class is a mixture of
+/// `clusters_per_class` isotropic unit-variance Gaussians whose centres are drawn from
+/// N(0, class_sep² I); a share `label_noise` of labels is replaced by a uniformly drawn class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticSpec {
+    pub classes: usize,
+    pub features: usize,
+    pub clusters_per_class: usize,
+    pub train_size: usize,
+    pub test_size: usize,
+    pub class_sep: f64,
+    pub label_noise: f64,
+    /// Seeds the data itself, independently of the run's `seed`, so that a sweep over
+    /// seeds varies initialisation and shuffling on one fixed data set.
+    pub data_seed: u64,
+    pub val_fraction: f64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        Self {
+            classes: 10,
+            features: 32,
+            clusters_per_class: 2,
+            train_size: 20_000,
+            test_size: 10_000,
+            class_sep: 0.6,
+            label_noise: 0.0,
+            data_seed: 0,
+            val_fraction: 0.1,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- model
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum ModelSpec {
+    Mlp(MlpSpec),
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self::Mlp(MlpSpec::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlpSpec {
+    /// Widths of the hidden layers (ReLU after each).
+    pub hidden: Vec<usize>,
+    /// Dropout probability after each hidden activation.
+    pub dropout: f64,
+}
+
+impl Default for MlpSpec {
+    fn default() -> Self {
+        Self {
+            hidden: vec![256, 256],
+            dropout: 0.0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- loss
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum LossSpec {
+    SmoothedCe(SmoothedCeSpec),
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        Self::SmoothedCe(SmoothedCeSpec::default())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmoothedCeSpec {
+    /// ε in `(1-ε)·onehot(y) + ε/K`; 0 is plain cross-entropy.
+    pub smoothing: f64,
+}
+
+// ---------------------------------------------------------------- optimiser
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum OptimizerSpec {
+    Sgd(SgdSpec),
+    Adamw(AdamwSpec),
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        Self::Sgd(SgdSpec::default())
+    }
+}
+
+impl OptimizerSpec {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Self::Sgd(s) => s.lr,
+            Self::Adamw(s) => s.lr,
+        }
+    }
+}
+
+/// SGD as in PyTorch: `buf = momentum·buf + g` (buf = g on the first step), Nesterov
+/// uses `g + momentum·buf`. Weight decay is L2 (`g += wd·w`) unless
+/// `decoupled_weight_decay`, which shrinks the weights directly (`w -= lr·wd·w`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SgdSpec {
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub decoupled_weight_decay: bool,
+}
+
+impl Default for SgdSpec {
+    fn default() -> Self {
+        Self {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            decoupled_weight_decay: false,
+        }
+    }
+}
+
+/// AdamW (Loshchilov & Hutter) with bias correction and decoupled weight decay, as in
+/// PyTorch's `torch.optim.AdamW` (whose default `weight_decay` is also 0.01).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamwSpec {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamwSpec {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- schedule
+
+/// Learning-rate schedule over (fractional) epochs, with an optional linear warm-up
+/// from 0 to the optimiser's `lr` over the first `warmup_epochs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum ScheduleSpec {
+    Constant(ConstantSchedule),
+    Multistep(MultistepSchedule),
+    Cosine(CosineSchedule),
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self::Cosine(CosineSchedule::default())
+    }
+}
+
+impl ScheduleSpec {
+    pub fn warmup_epochs(&self) -> f64 {
+        match self {
+            Self::Constant(s) => s.warmup_epochs,
+            Self::Multistep(s) => s.warmup_epochs,
+            Self::Cosine(s) => s.warmup_epochs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConstantSchedule {
+    pub warmup_epochs: f64,
+}
+
+/// Multiply the rate by `gamma` at each milestone epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultistepSchedule {
+    pub milestones: Vec<usize>,
+    pub gamma: f64,
+    pub warmup_epochs: f64,
+}
+
+impl Default for MultistepSchedule {
+    fn default() -> Self {
+        Self {
+            milestones: Vec::new(),
+            gamma: 0.1,
+            warmup_epochs: 0.0,
+        }
+    }
+}
+
+/// Cosine decay from `lr` (after warm-up) to `min_lr` at the end of training.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CosineSchedule {
+    pub warmup_epochs: f64,
+    pub min_lr: f64,
+}
+
+// ---------------------------------------------------------------- training / evaluation
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Batch size for evaluation passes (no gradients, so it can be large).
+    pub eval_batch_size: usize,
+    /// Also write the final weights to `model.safetensors`.
+    pub save_model: bool,
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+            eval_batch_size: 2048,
+            save_model: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationSpec {
+    /// Number of equal-width confidence bins for ECE and reliability diagrams.
+    pub bins: NonZeroUsize,
+    /// Fit a temperature on the validation split and report test metrics after scaling.
+    pub temperature_scaling: bool,
+}
+
+impl Default for EvaluationSpec {
+    fn default() -> Self {
+        Self {
+            bins: NonZeroUsize::new(15).expect("15 > 0"),
+            temperature_scaling: true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- device
+
+/// Where to train: `"auto"` (CUDA when compiled in and present, else CPU), `"cpu"`,
+/// `"cuda"` (device 0) or `"cuda:N"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceSpec {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got {s:?}");
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The loop for one run, top to bottom: data, model, optimiser; per epoch a seeded
+//! shuffle, index-selected batches on the device, one optimiser step per batch, then a
+//! validation pass; finally test and validation predictions and their calibration.
+//!
+//! The loop never reads a number back from the device per batch: per-step losses and
+//! correct counts stay on the device and are read a few times per epoch (which is also
+//! where a NaN/Inf loss is caught, with its exact step).
+
+use crate::calibration::{self, Metrics, Predictions, TemperatureFit};
+use crate::data::{self, Split};
+use crate::loss;
+use crate::model::{self, Classifier, Pass};
+use crate::optim::{self, Optimizer};
+use crate::rng::{seeded, Stream};
+use crate::spec::RunConfig;
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Device reads per epoch for the running loss/accuracy (and the NaN check).
+const READS_PER_EPOCH: usize = 8;
+
+/// One epoch's numbers in `result.json`'s history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's samples (as trained: dropout on).
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: Option<f64>,
+    pub val_nll: Option<f64>,
+    pub val_ece: Option<f64>,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// Final metrics of a completed run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    pub test: Metrics,
+    pub validation: Option<Metrics>,
+    /// Temperature fitted on the validation split (when enabled).
+    pub temperature: Option<TemperatureFit>,
+    /// Test metrics of `softmax(z / T)`.
+    pub test_scaled: Option<Metrics>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub train_seconds: f64,
+    /// Validation passes and final evaluation, calibration included.
+    pub eval_seconds: f64,
+    pub train_samples_per_second: f64,
+}
+
+/// What a completed run hands to the store.
+pub struct Trained {
+    pub history: Vec<EpochRecord>,
+    pub metrics: FinalMetrics,
+    pub test: Predictions,
+    pub validation: Option<Predictions>,
+    pub vars: VarMap,
+    pub timings: Timings,
+}
+
+/// A run that stopped, with the history it had.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: anyhow::Error,
+    pub history: Vec<EpochRecord>,
+    pub timings: Timings,
+}
+
+/// Trains one run on `device`, advancing `progress` by one per step.
+pub fn run(config: &RunConfig, device: &Device, progress: &ProgressBar) -> Result<Trained, Failed> {
+    let mut state = State::default();
+    match run_inner(config, device, progress, &mut state) {
+        Ok((metrics, test, validation, vars)) => Ok(Trained {
+            history: state.history,
+            metrics,
+            test,
+            validation,
+            vars,
+            timings: state.timings,
+        }),
+        Err(error) => Err(Failed {
+            error,
+            history: state.history,
+            timings: state.timings,
+        }),
+    }
+}
+
+/// What survives a failure: the epochs done so far and the time spent.
+#[derive(Default)]
+struct State {
+    history: Vec<EpochRecord>,
+    timings: Timings,
+}
+
+fn run_inner(
+    config: &RunConfig,
+    device: &Device,
+    progress: &ProgressBar,
+    state: &mut State,
+) -> Result<(FinalMetrics, Predictions, Option<Predictions>, VarMap)> {
+    let data = data::load(&config.dataset, config.seed, device).context("loading the data set")?;
+    let model = model::build(
+        &config.model,
+        &data.sample_shape,
+        data.classes,
+        config.seed,
+        device,
+    )?;
+    let mut optimizer = Optimizer::new(
+        &config.optimizer,
+        model
+            .vars
+            .data()
+            .lock()
+            .expect("variable map lock")
+            .clone()
+            .into_iter()
+            .collect(),
+    );
+    let mut shuffle_rng = seeded(config.seed, Stream::Shuffle);
+    let mut dropout_rng = seeded(config.seed, Stream::Dropout);
+
+    let n = data.train.len();
+    let batch = config.training.batch_size.min(n);
+    let steps = n.div_ceil(batch);
+    let epochs = config.training.epochs;
+    let bins = config.evaluation.bins;
+    let base_lr = config.optimizer.lr();
+    progress.set_length((epochs * steps) as u64);
+
+    for epoch in 0..epochs {
+        let started = Instant::now();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.shuffle(&mut shuffle_rng);
+        let order = Tensor::from_vec(order, n, device)?;
+        let mut running = Running::default();
+        for step in 0..steps {
+            let start = step * batch;
+            let len = batch.min(n - start);
+            let idx = order.narrow(0, start, len)?;
+            let x = data.train.x.index_select(&idx, 0)?;
+            let y = data.train.y.index_select(&idx, 0)?;
+            // The rate at the step's midpoint: warm-up's first step and cosine's last are not 0.
+            let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;
+            optimizer.set_learning_rate(optim::learning_rate(&config.schedule, base_lr, epochs, t));
+
+            let logits = model
+                .classifier
+                .logits(&x, &mut Pass::Train(&mut dropout_rng))?;
+            let loss = loss::compute(&config.loss, &logits, &y)?;
+            optimizer.backward_step(&loss)?;
+
+            let correct = logits
+                .detach()
+                .argmax(1)?
+                .eq(&y)?
+                .to_dtype(DType::F32)?
+                .sum_all()?;
+            running.push(loss.detach(), correct, len);
+            progress.inc(1);
+            if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
+                running.read(epoch, step)?;
+                progress.set_message(format!("loss {:.4}", running.mean_loss()));
+            }
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        state.timings.train_seconds += train_seconds;
+
+        let eval_started = Instant::now();
+        let val_metrics = data
+            .val
+            .as_ref()
+            .map(|val| -> Result<Metrics> {
+                let p = predict(
+                    model.classifier.as_ref(),
+                    val,
+                    data.classes,
+                    config.training.eval_batch_size,
+                )?;
+                Ok(calibration::evaluate(&p, bins, 1.0))
+            })
+            .transpose()
+            .context("evaluating on the validation split")?;
+        state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
+
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr: optimizer.learning_rate(),
+            train_loss: running.mean_loss(),
+            train_accuracy: running.accuracy(),
+            val_accuracy: val_metrics.as_ref().map(|m| m.accuracy),
+            val_nll: val_metrics.as_ref().map(|m| m.nll),
+            val_ece: val_metrics.as_ref().map(|m| m.ece),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!("{}", describe_epoch(&record, epochs));
+        state.history.push(record);
+    }
+    state.timings.train_samples_per_second =
+        (epochs * n) as f64 / state.timings.train_seconds.max(1e-9);
+
+    let eval_started = Instant::now();
+    let classifier = model.classifier.as_ref();
+    let eval_batch = config.training.eval_batch_size;
+    let test = predict(classifier, &data.test, data.classes, eval_batch)
+        .context("predicting the test split")?;
+    let validation = data
+        .val
+        .as_ref()
+        .map(|val| predict(classifier, val, data.classes, eval_batch))
+        .transpose()
+        .context("predicting the validation split")?;
+    let temperature = match (&validation, config.evaluation.temperature_scaling) {
+        (Some(val), true) => Some(calibration::fit_temperature(val)),
+        _ => None,
+    };
+    let metrics = FinalMetrics {
+        test: calibration::evaluate(&test, bins, 1.0),
+        validation: validation
+            .as_ref()
+            .map(|v| calibration::evaluate(v, bins, 1.0)),
+        test_scaled: temperature
+            .as_ref()
+            .map(|fit| calibration::evaluate(&test, bins, fit.temperature)),
+        temperature,
+    };
+    state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
+    Ok((metrics, test, validation, model.vars))
+}
+
+/// Per-step losses and correct counts, still on the device until [`Running::read`].
+#[derive(Default)]
+struct Running {
+    losses: Vec<Tensor>,
+    corrects: Vec<Tensor>,
+    lens: Vec<usize>,
+    /// Index within the epoch of the first step in `losses`.
+    first_step: usize,
+    loss_sum: f64,
+    correct_sum: f64,
+    samples: usize,
+}
+
+impl Running {
+    fn push(&mut self, loss: Tensor, correct: Tensor, len: usize) {
+        self.losses.push(loss);
+        self.corrects.push(correct);
+        self.lens.push(len);
+    }
+
+    fn pending(&self) -> usize {
+        self.losses.len()
+    }
+
+    /// One device read for all pending steps; fails on the first non-finite loss.
+    fn read(&mut self, epoch: usize, last_step: usize) -> Result<()> {
+        let losses = Tensor::stack(&self.losses, 0)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let corrects = Tensor::stack(&self.corrects, 0)?.to_vec1::<f32>()?;
+        for (i, (&loss, &len)) in losses.iter().zip(&self.lens).enumerate() {
+            if !loss.is_finite() {
+                bail!(
+                    "the training loss became {loss} at epoch {} step {} (of this epoch, 1-based); lower the learning rate or check the data",
+                    epoch + 1,
+                    self.first_step + i + 1
+                );
+            }
+            self.loss_sum += loss as f64 * len as f64;
+            self.samples += len;
+        }
+        self.correct_sum += corrects.iter().map(|&c| c as f64).sum::<f64>();
+        self.first_step = last_step + 1;
+        self.losses.clear();
+        self.corrects.clear();
+        self.lens.clear();
+        Ok(())
+    }
+
+    fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.samples.max(1) as f64
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.correct_sum / self.samples.max(1) as f64
+    }
+}
+
+/// Logits of the whole split in evaluation mode, in large contiguous batches, read back once.
+pub fn predict(
+    classifier: &dyn Classifier,
+    split: &Split,
+    classes: usize,
+    batch: usize,
+) -> Result<Predictions> {
+    let n = split.len();
+    let mut chunks = Vec::with_capacity(n.div_ceil(batch));
+    for start in (0..n).step_by(batch) {
+        let x = split.x.narrow(0, start, batch.min(n - start))?;
+        chunks.push(classifier.logits(&x, &mut Pass::Eval)?.detach());
+    }
+    let logits = Tensor::cat(&chunks, 0)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let labels = split.y.to_vec1::<u32>()?;
+    Ok(Predictions::new(logits, labels, classes)?)
+}
+
+fn describe_epoch(r: &EpochRecord, epochs: usize) -> String {
+    let mut line = format!(
+        "epoch {}/{epochs}: loss {:.4} acc {:.4}",
+        r.epoch, r.train_loss, r.train_accuracy
+    );
+    if let (Some(acc), Some(nll), Some(ece)) = (r.val_accuracy, r.val_nll, r.val_ece) {
+        line += &format!(" | val acc {acc:.4} nll {nll:.4} ece {ece:.4}");
+    }
+    line + &format!(" | lr {:.4} | {:.1}s", r.lr, r.seconds)
+}

@@ -1,0 +1,327 @@
+//! The `smoothlab` binary end to end: run, skip, force, dry-run, show, failures and
+//! exit codes, on a small synthetic sweep in a temporary results directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SMALL: &str = r#"{
+  "name": "small",
+  "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 800, "test_size": 300, "class_sep": 1.0 },
+  "model": { "name": "mlp", "hidden": [32] },
+  "optimizer": { "name": "sgd", "lr": 0.1, "momentum": 0.9 },
+  "training": { "epochs": 2, "batch_size": 64 },
+  "device": "cpu",
+  "sweep": { "loss.smoothing": [0.0, 0.1] }
+}"#;
+
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn smoothlab(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_smoothlab"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// `smoothlab run FILE --results <tmp>/results EXTRA...`
+    fn run(&self, file: &Path, extra: &[&str]) -> Output {
+        let results = self.results();
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.smoothlab(&args)
+    }
+
+    fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.results().join(experiment))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn run_writes_results_then_skips_then_forces() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    let first = ws.run(&file, &[]);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    assert!(
+        stdout(&first).contains("2 completed now, 0 already done, 0 failed"),
+        "{}",
+        stdout(&first)
+    );
+
+    let dirs = ws.run_dirs("small");
+    assert_eq!(dirs.len(), 2);
+    assert_eq!(
+        json(&ws.results().join("small/experiment.json")),
+        serde_json::from_str::<serde_json::Value>(SMALL).unwrap()
+    );
+    for dir in &dirs {
+        let result = json(&dir.join("result.json"));
+        assert_eq!(result["schema_version"], 1);
+        assert_eq!(result["status"], "completed");
+        assert_eq!(result["run_id"], dir.file_name().unwrap().to_str().unwrap());
+        assert_eq!(result["environment"]["device"], "cpu");
+        assert_eq!(result["history"].as_array().unwrap().len(), 2);
+        for key in ["accuracy", "nll", "ece", "mean_true_logit_gap"] {
+            assert!(result["metrics"]["test"][key].is_number(), "{key} missing");
+        }
+        assert!(
+            result["metrics"]["temperature"]["temperature"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+        assert_eq!(json(&dir.join("config.json")), result["config"]);
+        assert!(dir.join("predictions.safetensors").is_file());
+        // No temporary files are left behind.
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().contains(".tmp"),
+                "{name:?} left behind"
+            );
+        }
+    }
+    let before: Vec<String> = dirs
+        .iter()
+        .map(|d| std::fs::read_to_string(d.join("result.json")).unwrap())
+        .collect();
+
+    let second = ws.run(&file, &[]);
+    assert!(second.status.success());
+    assert_eq!(
+        stdout(&second)
+            .matches("already completed, skipped")
+            .count(),
+        2,
+        "{}",
+        stdout(&second)
+    );
+    let after: Vec<String> = dirs
+        .iter()
+        .map(|d| std::fs::read_to_string(d.join("result.json")).unwrap())
+        .collect();
+    assert_eq!(before, after, "a skipped run's result changed");
+
+    let dry = ws.run(&file, &["--dry-run"]);
+    assert!(dry.status.success());
+    assert_eq!(
+        stdout(&dry).matches("completed").count(),
+        2,
+        "{}",
+        stdout(&dry)
+    );
+
+    let forced = ws.run(&file, &["--force"]);
+    assert!(forced.status.success());
+    assert!(
+        stdout(&forced).contains("2 completed now"),
+        "{}",
+        stdout(&forced)
+    );
+    // Same seed, same machine: the rerun reproduces the metrics exactly.
+    for (dir, old) in dirs.iter().zip(&before) {
+        let old: serde_json::Value = serde_json::from_str(old).unwrap();
+        assert_eq!(json(&dir.join("result.json"))["metrics"], old["metrics"]);
+    }
+
+    let show = ws.smoothlab(&["show", dirs[0].to_str().unwrap()]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let text = stdout(&show);
+    for expected in ["smoothing=0.0_", "Completed", "ECE", "temperature", "epoch"] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn dry_run_runs_nothing() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    let out = ws.run(&file, &["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches("pending").count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    assert!(!ws.results().exists());
+}
+
+#[test]
+fn a_bad_experiment_exits_2_and_touches_nothing() {
+    let ws = Workspace::new();
+    let file = ws.write("bad.json", &SMALL.replace("\"lr\": 0.1", "\"lr\": -0.1"));
+    let out = ws.run(&file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.json") && err.contains("`optimizer.lr`") && err.contains("> 0"),
+        "{err}"
+    );
+    assert!(
+        !ws.results().exists(),
+        "a rejected experiment created its results directory"
+    );
+
+    let missing = ws.run(Path::new("nope.json"), &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("nope.json"));
+}
+
+#[test]
+fn cuda_in_a_cpu_build_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    let out = ws.run(&file, &["--device", "cuda:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("built without CUDA"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = ws.run(&file, &["--device", "tpu"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    let file = ws.write(
+        "mixed.json",
+        &SMALL.replace(
+            r#""sweep": { "loss.smoothing": [0.0, 0.1] }"#,
+            r#""sweep": { "optimizer.lr": [1e30, 0.1] }"#,
+        ),
+    );
+    let out = ws.run(&file, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("1 completed now, 0 already done, 1 failed"),
+        "{text}"
+    );
+    let dirs = ws.run_dirs("small");
+    let results: Vec<serde_json::Value> =
+        dirs.iter().map(|d| json(&d.join("result.json"))).collect();
+    let failed = results
+        .iter()
+        .find(|r| r["status"] == "failed")
+        .expect("a failed result");
+    assert!(
+        failed["error"].as_str().unwrap().contains("epoch 1 step"),
+        "{failed}"
+    );
+    assert!(failed.get("metrics").is_none());
+    assert!(results.iter().any(|r| r["status"] == "completed"));
+
+    // A plain rerun skips the failure and still exits 1; --retry-failed runs it again.
+    let again = ws.run(&file, &[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stdout(&again).contains("failed earlier, skipped"),
+        "{}",
+        stdout(&again)
+    );
+    let retry = ws.run(&file, &["--retry-failed"]);
+    assert_eq!(retry.status.code(), Some(1));
+    assert!(stdout(&retry).contains("FAILED"), "{}", stdout(&retry));
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", &SMALL.replace("[0.0, 0.1]", "[0.1]"));
+    let metrics = |threads: &str, results: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smoothlab"))
+            .args(["run", file.to_str().unwrap(), "--results", results])
+            .current_dir(ws.dir.path())
+            .env("RAYON_NUM_THREADS", threads)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let dir = std::fs::read_dir(ws.dir.path().join(results).join("small"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir())
+            .unwrap();
+        let result = json(&dir.join("result.json"));
+        assert_eq!(
+            result["environment"]["threads"],
+            threads.parse::<u64>().unwrap()
+        );
+        result["metrics"].clone()
+    };
+    assert_eq!(metrics("1", "one"), metrics("2", "two"));
+}
+
+#[test]
+fn show_rejects_what_is_not_a_result() {
+    let ws = Workspace::new();
+    let file = ws.write("result.json", "{\"status\": 3}");
+    let out = ws.smoothlab(&["show", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a smoothlab result file"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,272 @@
+//! Experiment files: parsing, validation errors (file, JSON path, expectation), sweep
+//! expansion and run ids.
+
+use smoothlab::spec::{self, DeviceSpec, LossSpec, OptimizerSpec, SpecError};
+use std::path::Path;
+
+fn parse(text: &str) -> Result<spec::Plan, SpecError> {
+    spec::parse(Path::new("exp.json"), text)
+}
+
+/// The error message for `text`, which must be rejected.
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn smoothing(run: &spec::PlannedRun) -> f64 {
+    match &run.config.loss {
+        LossSpec::SmoothedCe(l) => l.smoothing,
+    }
+}
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let plan = parse(r#"{"name": "tiny"}"#).unwrap();
+    assert_eq!(plan.runs.len(), 1);
+    assert_eq!(plan.experiment.device, DeviceSpec::Auto);
+    assert!(plan.runs[0].id.starts_with("run_"), "{}", plan.runs[0].id);
+    assert!(matches!(
+        plan.runs[0].config.optimizer,
+        OptimizerSpec::Sgd(_)
+    ));
+}
+
+#[test]
+fn the_design_example_parses() {
+    let plan = parse(
+        r#"{
+      "name": "mlp-smoothing",
+      "dataset": { "name": "synthetic", "val_fraction": 0.1 },
+      "model": { "name": "mlp", "hidden": [512, 512], "dropout": 0.0 },
+      "loss": { "name": "smoothed_ce", "smoothing": 0.1 },
+      "optimizer": { "name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": true, "weight_decay": 5e-4 },
+      "schedule": { "name": "cosine", "warmup_epochs": 1 },
+      "training": { "epochs": 10, "batch_size": 128 },
+      "evaluation": { "bins": 15, "temperature_scaling": true },
+      "seed": 0,
+      "device": "cpu",
+      "sweep": { "loss.smoothing": [0.0, 0.05, 0.1, 0.2], "seed": [0, 1, 2] }
+    }"#,
+    )
+    .unwrap();
+    assert_eq!(plan.runs.len(), 12);
+    // First axis outermost, in file order.
+    let order: Vec<(f64, u64)> = plan
+        .runs
+        .iter()
+        .map(|r| (smoothing(r), r.config.seed))
+        .collect();
+    assert_eq!(&order[..4], &[(0.0, 0), (0.0, 1), (0.0, 2), (0.05, 0)]);
+    assert_eq!(plan.runs[3].id[..20].to_string(), "smoothing=0.05_seed=");
+    let ids: std::collections::HashSet<_> = plan.runs.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 12);
+}
+
+#[test]
+fn run_ids_are_stable_and_ignore_the_device_and_explicit_defaults() {
+    let a = parse(r#"{"name": "a", "device": "cpu", "sweep": {"seed": [1, 2]}}"#).unwrap();
+    let b = parse(r#"{"name": "b", "device": "cuda:1", "training": {"epochs": 10}, "sweep": {"seed": [1, 2]}}"#).unwrap();
+    let ids = |p: &spec::Plan| p.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    // A pinned value, so that an accidental change of the canonical form is noticed.
+    let again = parse(r#"{"name": "a", "sweep": {"seed": [1, 2]}}"#).unwrap();
+    assert_eq!(ids(&a), ids(&again));
+    let c =
+        parse(r#"{"name": "a", "training": {"epochs": 11}, "sweep": {"seed": [1, 2]}}"#).unwrap();
+    assert_ne!(
+        ids(&a)[0],
+        ids(&c)[0],
+        "a different config must get a different id"
+    );
+    assert!(ids(&a)[0].starts_with("seed=1_"));
+}
+
+#[test]
+fn swept_values_are_validated_like_written_ones() {
+    let e = error(r#"{"name": "x", "sweep": {"loss.smoothing": [0.0, 1.0]}}"#);
+    assert!(e.contains(r#"at `sweep["loss.smoothing"][1]`"#), "{e}");
+    assert!(e.contains("[0, 1)"), "{e}");
+    let e = error(r#"{"name": "x", "sweep": {"optimizer.lr": [0.1, -1]}}"#);
+    assert!(
+        e.contains(r#"sweep["optimizer.lr"][1]"#) && e.contains("learning rate > 0"),
+        "{e}"
+    );
+    let e = error(r#"{"name": "x", "sweep": {"seed": [1, 1]}}"#);
+    assert!(e.contains("listed twice"), "{e}");
+}
+
+#[test]
+fn bad_files_name_the_file_the_path_and_the_expectation() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"name": "x", "optimizer": {"name": "sgd", "momentun": 0.9}}"#,
+            "`optimizer.momentun`",
+            "unknown field",
+        ),
+        (r#"{"name": "x", "colour": 1}"#, "`colour`", "unknown field"),
+        (
+            r#"{"name": "x", "loss": {"name": "smoothed_ce", "smoothing": 1.5}}"#,
+            "`loss.smoothing`",
+            "[0, 1)",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "smoothed_ce", "smoothing": -0.1}}"#,
+            "`loss.smoothing`",
+            "[0, 1)",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"name": "sgd", "lr": 0}}"#,
+            "`optimizer.lr`",
+            "> 0",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"name": "adamw", "lr": -1e-3}}"#,
+            "`optimizer.lr`",
+            "> 0",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"name": "sgd", "lr": "0.1"}}"#,
+            "`optimizer.lr`",
+            "invalid type",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"name": "adam"}}"#,
+            "`optimizer.name`",
+            "unknown variant",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"lr": 0.1}}"#,
+            "`optimizer`",
+            "missing field `name`",
+        ),
+        (
+            r#"{"name": "x", "training": {"epochs": 0}}"#,
+            "`training.epochs`",
+            "at least 1",
+        ),
+        (
+            r#"{"name": "x", "training": {"batch_size": 0}}"#,
+            "`training.batch_size`",
+            "≥ 1",
+        ),
+        (
+            r#"{"name": "x", "training": {"batch_size": -3}}"#,
+            "`training.batch_size`",
+            "usize",
+        ),
+        (
+            r#"{"name": "x", "evaluation": {"bins": 0}}"#,
+            "`evaluation.bins`",
+            "nonzero",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"loss.smoothing": []}}"#,
+            r#"`sweep["loss.smoothing"]`"#,
+            "non-empty list",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"loss.smoothing": 0.1}}"#,
+            r#"`sweep["loss.smoothing"]`"#,
+            "a list of values",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"loss.smoothin": [0.1]}}"#,
+            r#"`sweep["loss.smoothin"]`"#,
+            "no setting",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"optimizer.beta1": [0.9]}}"#,
+            r#"`sweep["optimizer.beta1"]`"#,
+            "has no `beta1`",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"device": ["cpu"]}}"#,
+            r#"`sweep["device"]`"#,
+            "cannot be swept",
+        ),
+        (
+            r#"{"name": "x", "device": "gpu"}"#,
+            "`device`",
+            "\"cuda:N\"",
+        ),
+        (r#"{"name": "../x"}"#, "`name`", "directory name"),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "val_fraction": 1.0}}"#,
+            "`dataset.val_fraction`",
+            "[0, 1)",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "classes": 1}}"#,
+            "`dataset.classes`",
+            "at least 2",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "mlp", "hidden": [64, 0]}}"#,
+            "`model.hidden[1]`",
+            "≥ 1",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "mlp", "dropout": 1.0}}"#,
+            "`model.dropout`",
+            "[0, 1)",
+        ),
+        (
+            r#"{"name": "x", "schedule": {"name": "multistep", "milestones": [5, 3]}}"#,
+            "`schedule.milestones[1]`",
+            "increasing",
+        ),
+        (
+            r#"{"name": "x", "schedule": {"name": "cosine", "warmup_epochs": 50}}"#,
+            "`schedule.warmup_epochs`",
+            "training.epochs",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "val_fraction": 0}}"#,
+            "`evaluation.temperature_scaling`",
+            "val_fraction > 0",
+        ),
+        (
+            r#"{"dataset": {"name": "synthetic"}}"#,
+            "",
+            "missing field `name`",
+        ),
+    ];
+    for (text, path, expected) in cases {
+        let e = error(text);
+        assert!(e.starts_with("exp.json: "), "{e}");
+        assert!(e.contains(path), "expected path {path} in: {e}");
+        assert!(e.contains(expected), "expected {expected:?} in: {e}");
+    }
+}
+
+#[test]
+fn malformed_json_reports_line_and_column() {
+    let e = parse("{\"name\": \"x\",\n  \"seed\": 1,\n}").unwrap_err();
+    match &e {
+        SpecError::Syntax { line, column, .. } => assert_eq!((*line, *column), (3, 1)),
+        other => panic!("expected a syntax error, got {other}"),
+    }
+    assert!(
+        e.to_string().starts_with("exp.json:3:1: malformed JSON"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let e = spec::load(Path::new("/nonexistent/exp.json")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/exp.json"), "{e}");
+}
+
+#[test]
+fn the_shipped_experiments_are_valid() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The training loop on small synthetic problems: it learns, it is reproducible from the
+//! seed, label smoothing bounds the logit gap, and a diverging run fails cleanly.
+
+use candle_core::Device;
+use indicatif::ProgressBar;
+use smoothlab::spec::{self, RunConfig};
+use smoothlab::train;
+use std::path::Path;
+
+/// Runs of a small, quick problem, with `overrides` merged into the experiment's top level.
+fn configs(overrides: &str) -> Vec<RunConfig> {
+    let text = format!(
+        r#"{{
+        "name": "t",
+        "dataset": {{ "name": "synthetic", "classes": 4, "features": 8, "train_size": 1200, "test_size": 400, "class_sep": 2.0 }},
+        "model": {{ "name": "mlp", "hidden": [32, 32] }},
+        "optimizer": {{ "name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": true, "weight_decay": 0.0 }},
+        "training": {{ "epochs": 4, "batch_size": 32 }}
+        {overrides}
+    }}"#
+    );
+    spec::parse(Path::new("test.json"), &text)
+        .unwrap()
+        .runs
+        .into_iter()
+        .map(|r| r.config)
+        .collect()
+}
+
+fn config(overrides: &str) -> RunConfig {
+    configs(overrides).remove(0)
+}
+
+fn train(config: &RunConfig) -> train::Trained {
+    train::run(config, &Device::Cpu, &ProgressBar::hidden())
+        .unwrap_or_else(|f| panic!("{:#}", f.error))
+}
+
+#[test]
+fn learns_the_synthetic_problem() {
+    let t = train(&config(""));
+    let m = &t.metrics.test;
+    assert!(m.accuracy > 0.95, "test accuracy {}", m.accuracy);
+    assert_eq!(t.history.len(), 4);
+    assert!(
+        t.history[3].train_loss < t.history[0].train_loss,
+        "{:?}",
+        t.history
+    );
+    assert_eq!(m.n, 400);
+    assert_eq!(t.validation.as_ref().unwrap().len(), 120);
+    let fit = t
+        .metrics
+        .temperature
+        .as_ref()
+        .expect("temperature scaling is on by default");
+    assert!(fit.nll_after <= fit.nll_before);
+    assert!(t.timings.train_samples_per_second > 0.0);
+}
+
+#[test]
+fn same_seed_same_numbers_different_seed_different_numbers() {
+    let dropout = r#", "model": { "name": "mlp", "hidden": [32, 32], "dropout": 0.3 }"#;
+    let a = train(&config(dropout));
+    let b = train(&config(dropout));
+    assert_eq!(
+        a.history
+            .iter()
+            .map(|h| h.train_loss.to_bits())
+            .collect::<Vec<_>>(),
+        b.history
+            .iter()
+            .map(|h| h.train_loss.to_bits())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.test.logits(),
+        b.test.logits(),
+        "test logits differ between identical runs"
+    );
+    assert_eq!(a.metrics, b.metrics);
+
+    let c = train(&config(&format!(r#"{dropout}, "seed": 1"#)));
+    assert_ne!(a.test.logits(), c.test.logits(), "the seed changed nothing");
+}
+
+#[test]
+fn label_smoothing_keeps_the_true_logit_gap_smaller() {
+    // Overlapping classes and more epochs so the unsmoothed model grows confident.
+    let overrides = r#", "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 1200, "test_size": 400, "class_sep": 0.6 },
+        "training": { "epochs": 12, "batch_size": 32 },
+        "sweep": { "loss.smoothing": [0.0, 0.2] }"#;
+    let runs = configs(overrides);
+    let plain = train(&runs[0]).metrics.test;
+    let smoothed = train(&runs[1]).metrics.test;
+    assert!(
+        smoothed.mean_true_logit_gap < plain.mean_true_logit_gap,
+        "gap with ε=0.2 {} vs ε=0 {}",
+        smoothed.mean_true_logit_gap,
+        plain.mean_true_logit_gap
+    );
+    assert!(smoothed.mean_confidence < plain.mean_confidence);
+}
+
+#[test]
+fn a_diverging_run_fails_with_epoch_and_step() {
+    let failed = train::run(
+        &config(r#", "optimizer": { "name": "sgd", "lr": 1e30 }"#),
+        &Device::Cpu,
+        &ProgressBar::hidden(),
+    )
+    .err()
+    .expect("lr 1e30 must diverge");
+    let message = format!("{:#}", failed.error);
+    assert!(message.contains("epoch 1 step"), "{message}");
+    assert!(
+        message.contains("NaN") || message.contains("inf"),
+        "{message}"
+    );
+}
+
+#[test]
+fn adamw_and_multistep_train_too() {
+    let t = train(&config(
+        r#", "optimizer": { "name": "adamw", "lr": 0.003 }, "schedule": { "name": "multistep", "milestones": [2, 3] }"#,
+    ));
+    assert!(
+        t.metrics.test.accuracy > 0.95,
+        "{}",
+        t.metrics.test.accuracy
+    );
+    assert!(
+        (t.history[3].lr - 0.003 * 0.01).abs() < 1e-12,
+        "{}",
+        t.history[3].lr
+    );
+}
+
+#[test]
+fn no_validation_split_means_no_temperature() {
+    let t = train(&config(
+        r#", "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 600, "test_size": 100, "class_sep": 2.0, "val_fraction": 0 },
+        "evaluation": { "temperature_scaling": false }"#,
+    ));
+    assert!(
+        t.validation.is_none()
+            && t.metrics.temperature.is_none()
+            && t.history[0].val_accuracy.is_none()
+    );
+}

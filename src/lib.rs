@@ -5,6 +5,7 @@
 //! [`model`] + [`loss`] + [`optim`] → [`train`] → predictions → [`calibration`] →
 //! [`store`] → [`report`]; [`sweep`] drives a plan.
 
+pub mod bench;
 pub mod calibration;
 pub mod data;
 pub mod device;

@@ -58,6 +58,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Time the calibration metrics on 1,000,000 × 10 logits and the temperature fit on
+    /// 100,000 × 100.
+    Calibration {
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Also write the figures to this JSON file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -122,6 +139,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Table => print!("{}", output.table()),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&output)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(Bench::Calibration { repeats, json }) => {
+            let figures = smoothlab::bench::CalibrationBench::run(repeats);
+            print!("{}", figures.table());
+            if let Some(path) = json {
+                store::write_json(&path, &figures)?;
             }
             Ok(ExitCode::SUCCESS)
         }

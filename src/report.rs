@@ -164,18 +164,20 @@ pub struct CalibrationReport {
 }
 
 impl CalibrationReport {
-    /// Reads `predictions` (and `fit_on`), computes everything. Unreadable or invalid
-    /// files are [`crate::BadInput`].
+    /// Reads `predictions` (`logits`/`labels`, else smoothlab's `test.*`) and `fit_on`
+    /// (`logits`/`labels`, else `val.*`: a run's `predictions.safetensors` can be given
+    /// for both), computes everything. Unreadable or invalid files are [`crate::BadInput`].
     pub fn compute(
         predictions: &std::path::Path,
         bins: std::num::NonZeroUsize,
         fit_on: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
-        use crate::calibration::{evaluate, fit_temperature, io::read_predictions};
+        use crate::calibration::io::{read_predictions, read_validation_predictions};
+        use crate::calibration::{evaluate, fit_temperature};
         let test = read_predictions(predictions).map_err(crate::BadInput)?;
         let temperature = match fit_on {
             Some(path) => {
-                let val = read_predictions(path).map_err(crate::BadInput)?;
+                let val = read_validation_predictions(path).map_err(crate::BadInput)?;
                 if val.classes() != test.classes() {
                     return Err(crate::BadInput(anyhow::anyhow!(
                         "{} has {} classes but {} has {}",

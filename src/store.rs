@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bumped whenever `result.json` changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -158,30 +159,11 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(value).context("serialising JSON")?;
     text.push(b'\n');
-    write_atomic(path, |file| file.write_all(&text).map_err(Into::into))
+    write_bytes(path, &text)
 }
 
-/// Writes `path` by letting `fill` write a temporary file in the same directory, syncing
-/// it, and renaming it into place.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut std::fs::File) -> Result<()>,
-) -> Result<()> {
-    let temp = temporary_path(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        fill(&mut file)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        sync_parent(path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
-}
-
-/// Atomically writes a file that some library writes by path (safetensors, for example).
+/// Lets `write` create a temporary file beside `path` (any writer that takes a path,
+/// such as `VarMap::save`), syncs it, and renames it into place.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let temp = temporary_path(path);
     let result = write(&temp).and_then(|()| {
@@ -195,13 +177,23 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
     result.with_context(|| format!("writing {}", path.display()))
 }
 
-/// `.name.tmp-<pid>` beside `path`: unique per process, hidden from listings.
+/// Writes `bytes` to `path` atomically.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |temp| {
+        Ok(std::fs::File::create(temp)?.write_all(bytes)?)
+    })
+}
+
+/// `.name.tmp-<pid>-<n>` beside `path`: unique per process and per write (so concurrent
+/// writers never share one), hidden from listings.
 fn temporary_path(path: &Path) -> PathBuf {
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Makes the rename itself durable.

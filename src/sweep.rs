@@ -7,9 +7,8 @@ use crate::spec::{DeviceSpec, Plan, PlannedRun};
 use crate::store::{self, Environment, RunResult, RunState, RunStatus};
 use crate::train;
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use chrono::Utc;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -227,24 +226,10 @@ fn save_experiment(plan: &Plan, dir: &Path) -> Result<()> {
 }
 
 fn write_predictions(run_dir: &Path, trained: &train::Trained) -> Result<()> {
-    let mut tensors = HashMap::new();
-    let splits = [
-        ("test", Some(&trained.test)),
-        ("val", trained.validation.as_ref()),
-    ];
-    for (name, predictions) in splits {
-        let Some(p) = predictions else { continue };
-        let logits = Tensor::from_slice(p.logits(), (p.len(), p.classes()), &Device::Cpu)?;
-        tensors.insert(format!("{name}.logits"), logits);
-        tensors.insert(
-            format!("{name}.labels"),
-            Tensor::from_slice(p.labels(), p.len(), &Device::Cpu)?,
-        );
-    }
-    let path = run_dir.join(store::PREDICTIONS_FILE);
-    store::write_atomic_with(&path, |temp| {
-        Ok(candle_core::safetensors::save(&tensors, temp)?)
-    })
+    let mut splits = vec![("test", &trained.test)];
+    splits.extend(trained.validation.as_ref().map(|v| ("val", v)));
+    let bytes = crate::calibration::io::safetensors_bytes(&splits)?;
+    store::write_bytes(&run_dir.join(store::PREDICTIONS_FILE), &bytes)
 }
 
 fn describe_outcome(result: &RunResult) -> String {

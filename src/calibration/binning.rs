@@ -260,7 +260,8 @@ mod tests {
         let binned = Binned::equal_mass(&[0.9, 0.1, 0.5, 0.3, 0.7], &[true; 5], bins(2));
         let counts: Vec<usize> = binned.bins().iter().map(|b| b.count).collect();
         assert_eq!(counts, [2, 3]);
-        // n = 2, M = 5: positions go to bins floor(…): 0 -> 2, 1 -> 4.
+        // n = 2, M = 5: bin b holds [floor(2b/5), floor(2(b+1)/5)), so only
+        // bin 2 = [0, 1) and bin 4 = [1, 2) are non-empty.
         let binned = Binned::equal_mass(&[0.2, 0.4], &[true, false], bins(5));
         let counts: Vec<usize> = binned.bins().iter().map(|b| b.count).collect();
         assert_eq!(counts, [0, 0, 1, 0, 1]);

@@ -38,7 +38,10 @@ pub enum PredictionsError {
         classes: usize,
     },
     /// A label is not a valid class index.
-    #[error("label {label} at index {index} is out of range: there are {classes} classes (0..{classes})")]
+    #[error(
+        "label {label} at index {index} is out of range: \
+         there are {classes} classes (0..{classes})"
+    )]
     LabelOutOfRange {
         /// Position of the first bad label.
         index: usize,

@@ -196,14 +196,14 @@ fn minimise_convex(
     // The derivative increases with β, so its sign says which side the
     // minimum is on; if the bound on that side has the same sign, the
     // minimum is at (or beyond) the bound.
-    let descending = current.point.first > 0.0;
-    let bound = if descending {
+    let minimum_below = current.point.first > 0.0;
+    let bound = if minimum_below {
         1.0 / MAX_TEMPERATURE
     } else {
         1.0 / MIN_TEMPERATURE
     };
     let at_bound = evaluate(bound);
-    let brackets = if descending {
+    let brackets = if minimum_below {
         at_bound.first < 0.0
     } else {
         at_bound.first > 0.0

@@ -9,12 +9,14 @@
 //! * `.json`: `{"logits": [[...], ...], "labels": [...]}`.
 //!
 //! Arrays of one split of a dataset are named `<split>.logits` and
-//! `<split>.labels` (e.g. `val.logits`); without a split, `logits`/`labels`
+//! `<split>.labels` (e.g. `val.logits`, as smoothlab writes them); without a
+//! split, `logits`/`labels`
 //! are read, or failing those `test.logits`/`test.labels`.
 //!
-//! Errors name the file, and where it applies the array, its dtype and
-//! shape, and the offending row and column; format them with `{:#}` to see
-//! the whole chain.
+//! Errors name the array, its dtype and shape, and the offending row and
+//! column where these apply; the readers that take a path add the file name
+//! as the outermost context, so format errors with `{:#}` to see the whole
+//! chain.
 
 mod array;
 mod json;
@@ -23,9 +25,7 @@ mod npz;
 mod safetensors_file;
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -34,8 +34,10 @@ use super::Predictions;
 
 const LOGITS: &str = "logits";
 const LABELS: &str = "labels";
-/// The split read when a file holds no unprefixed arrays.
-const FALLBACK_SPLIT: &str = "test";
+/// Splits tried in order when none is named: unprefixed arrays, then `test.*`.
+const DEFAULT_SPLITS: [&str; 2] = ["", "test"];
+/// Splits tried in order for fitting a temperature: unprefixed arrays, then `val.*`.
+const VALIDATION_SPLITS: [&str; 2] = ["", "val"];
 
 /// A supported prediction file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,31 +82,45 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
 /// Reads the arrays `<split>.logits` and `<split>.labels` from `path`, or
 /// with `split = None` the default arrays.
 pub fn read_predictions_split(path: &Path, split: Option<&str>) -> Result<Predictions> {
+    read_first_split(path, &split.map_or(DEFAULT_SPLITS.to_vec(), |s| vec![s]))
+}
+
+/// Reads validation predictions (for fitting a temperature): `logits`/`labels`,
+/// or failing those `val.logits`/`val.labels`.
+pub fn read_validation_predictions(path: &Path) -> Result<Predictions> {
+    read_first_split(path, &VALIDATION_SPLITS)
+}
+
+fn read_first_split(path: &Path, splits: &[&str]) -> Result<Predictions> {
     let format = Format::from_path(path)?;
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_predictions(&bytes, format, split)
+    parse_splits(&bytes, format, splits)
         .with_context(|| format!("invalid predictions in {}", path.display()))
 }
 
 /// Parses predictions from the contents of a file in `format`.
 pub fn parse_predictions(bytes: &[u8], format: Format, split: Option<&str>) -> Result<Predictions> {
+    parse_splits(
+        bytes,
+        format,
+        &split.map_or(DEFAULT_SPLITS.to_vec(), |s| vec![s]),
+    )
+}
+
+/// Parses the first of `splits` present in the file.
+fn parse_splits(bytes: &[u8], format: Format, splits: &[&str]) -> Result<Predictions> {
     match format {
-        Format::Npz => load(npz::Npz::open(bytes)?, split),
-        Format::Safetensors => load(safetensors_file::Safetensors::parse(bytes)?, split),
-        Format::Json => load(json::Json::parse(bytes)?, split),
+        Format::Npz => load(npz::Npz::open(bytes)?, splits),
+        Format::Safetensors => load(safetensors_file::Safetensors::parse(bytes)?, splits),
+        Format::Json => load(json::Json::parse(bytes)?, splits),
     }
 }
 
-/// Writes each `(split prefix, predictions)` pair as `<prefix>.logits` (F32
-/// `[N, K]`) and `<prefix>.labels` (U32 `[N]`) into a `.safetensors` file;
-/// an empty prefix writes plain `logits`/`labels`.
-///
-/// The file is written under a temporary name in the same directory and
-/// then renamed, so readers never see a partial file.
-pub fn write_predictions_safetensors(path: &Path, splits: &[(&str, &Predictions)]) -> Result<()> {
-    let bytes = safetensors_file::serialize(splits)
-        .with_context(|| format!("cannot serialise predictions for {}", path.display()))?;
-    write_atomically(path, &bytes).with_context(|| format!("cannot write {}", path.display()))
+/// Serialises each `(split prefix, predictions)` pair as `<prefix>.logits` (F32
+/// `[N, K]`) and `<prefix>.labels` (U32 `[N]`) in the `.safetensors` format; an
+/// empty prefix gives plain `logits`/`labels`. Callers write the bytes atomically.
+pub fn safetensors_bytes(splits: &[(&str, &Predictions)]) -> Result<Vec<u8>> {
+    safetensors_file::serialize(splits)
 }
 
 /// The name of array `kind` (`logits` or `labels`) of split `prefix`.
@@ -123,13 +139,14 @@ trait Container {
     fn labels(&mut self, name: &str) -> Result<Vec<u32>>;
 }
 
-fn load(mut container: impl Container, split: Option<&str>) -> Result<Predictions> {
-    let (logits_name, labels_name) = choose_arrays(&container.array_names(), split)?;
+fn load(mut container: impl Container, splits: &[&str]) -> Result<Predictions> {
+    let (logits_name, labels_name) = choose_arrays(&container.array_names(), splits)?;
     let logits = container.logits(&logits_name)?;
     let labels = container.labels(&labels_name)?;
     if logits.rows != labels.len() {
         bail!(
-            "array '{logits_name}' has {} rows (shape [{}, {}]) but '{labels_name}' has {} labels (shape [{}])",
+            "array '{logits_name}' has {} rows (shape [{}, {}]) \
+             but '{labels_name}' has {} labels (shape [{}])",
             logits.rows,
             logits.rows,
             logits.columns,
@@ -141,8 +158,7 @@ fn load(mut container: impl Container, split: Option<&str>) -> Result<Prediction
 }
 
 /// Names of the logits and labels arrays to read.
-fn choose_arrays(names: &[String], split: Option<&str>) -> Result<(String, String)> {
-    let prefixes = split.map_or(vec!["", FALLBACK_SPLIT], |split| vec![split]);
+fn choose_arrays(names: &[String], prefixes: &[&str]) -> Result<(String, String)> {
     let present = |name: &str| names.iter().any(|candidate| candidate == name);
     let prefix = prefixes
         .iter()
@@ -171,32 +187,4 @@ fn describe(names: &[String]) -> String {
     } else {
         format!("arrays present: {}", names.join(", "))
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    // Distinct per process and per call, so concurrent writers never share
-    // a temporary file.
-    static WRITES: AtomicUsize = AtomicUsize::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} does not name a file", path.display()))?;
-    let temporary = path.with_file_name(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        WRITES.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = write_synced(&temporary, bytes).and_then(|()| fs::rename(&temporary, path));
-    if written.is_err() {
-        // Best effort: the temporary file may not even exist.
-        let _ = fs::remove_file(&temporary);
-    }
-    Ok(written?)
-}
-
-/// Writes `bytes` to a new file and flushes it to disk.
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }

@@ -325,3 +325,46 @@ fn show_rejects_what_is_not_a_result() {
         stderr(&out)
     );
 }
+
+#[test]
+fn calibrate_reproduces_a_runs_own_metrics_from_its_saved_predictions() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", &SMALL.replace("[0.0, 0.1]", "[0.1]"));
+    assert!(ws.run(&file, &[]).status.success());
+    let run_dir = ws.run_dirs("small").remove(0);
+    let result = json(&run_dir.join("result.json"));
+    let predictions = run_dir.join("predictions.safetensors");
+    let p = predictions.to_str().unwrap();
+
+    let out = ws.smoothlab(&["calibrate", p, "--fit-temperature", p, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Test logits by default, validation logits for the fit: exactly what the run computed.
+    assert_eq!(report["metrics"], result["metrics"]["test"]);
+    assert_eq!(report["temperature"], result["metrics"]["temperature"]);
+    assert_eq!(report["scaled"], result["metrics"]["test_scaled"]);
+
+    let table = ws.smoothlab(&["calibrate", p, "--bins", "10"]);
+    assert!(table.status.success());
+    let text = stdout(&table);
+    assert!(text.contains("ECE") && text.contains("(10 equal-width confidence bins)"), "{text}");
+}
+
+#[test]
+fn calibrate_rejects_bad_files_with_exit_code_2() {
+    let ws = Workspace::new();
+    let cases = [
+        ("short.json", r#"{"logits": [[1.0, 2.0], [0.5, 0.1]], "labels": [0]}"#, "2 rows"),
+        ("range.json", r#"{"logits": [[1.0, 2.0]], "labels": [2]}"#, "label"),
+        ("one.json", r#"{"logits": [[1.0], [2.0]], "labels": [0, 0]}"#, "at least 2 classes"),
+        ("broken.npz", "PK\u{3}\u{4}not really a zip", "broken.npz"),
+        ("notes.txt", "hello", "unsupported file extension"),
+    ];
+    for (name, text, expected) in cases {
+        let path = ws.write(name, text);
+        let out = ws.smoothlab(&["calibrate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(name) && err.contains(expected), "{name}: expected {expected:?} in {err}");
+    }
+}

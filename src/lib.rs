@@ -28,7 +28,10 @@ pub struct BadInput(pub anyhow::Error);
 /// The process exit code for an error: 2 when the input was bad and nothing ran, else 1.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let bad_input = error.chain().any(|cause| {
-        cause.is::<spec::SpecError>() || cause.is::<device::DeviceError>() || cause.is::<BadInput>()
+        cause.is::<spec::SpecError>()
+            || cause.is::<device::DeviceError>()
+            || cause.is::<store::SchemaMismatch>()
+            || cause.is::<BadInput>()
     });
     if bad_input {
         2

@@ -9,9 +9,14 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use std::f64::consts::PI;
 
-/// A parameter with its per-parameter optimiser state.
+/// A parameter with its per-parameter optimiser state. The state tensors are always
+/// detached: an update must not keep the previous step's autograd graph alive.
 struct Slot {
+    name: String,
     var: Var,
+    /// Updates applied to this parameter (AdamW's bias correction counts per parameter,
+    /// as PyTorch does).
+    steps: u64,
     /// SGD: momentum buffer. AdamW: first moment.
     first: Option<Tensor>,
     /// AdamW: second moment.
@@ -22,8 +27,6 @@ pub struct Optimizer {
     spec: OptimizerSpec,
     slots: Vec<Slot>,
     lr: f64,
-    /// Number of steps taken (AdamW's bias correction uses it).
-    steps: u64,
 }
 
 impl Optimizer {
@@ -34,14 +37,15 @@ impl Optimizer {
             spec: spec.clone(),
             slots: vars
                 .into_iter()
-                .map(|(_, var)| Slot {
+                .map(|(name, var)| Slot {
+                    name,
                     var,
+                    steps: 0,
                     first: None,
                     second: None,
                 })
                 .collect(),
             lr: spec.lr(),
-            steps: 0,
         }
     }
 
@@ -61,23 +65,44 @@ impl Optimizer {
 
     /// Applies one update from `grads`; parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.steps += 1;
-        let (lr, steps) = (self.lr, self.steps);
         for slot in &mut self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
+            // A gradient can carry a graph of its own (candle returns some gradients
+            // built from tracked tensors); the update must not extend it.
+            let grad = grad.detach();
+            slot.steps += 1;
             match &self.spec {
-                OptimizerSpec::Sgd(s) => sgd_update(s, lr, slot, grad)?,
-                OptimizerSpec::Adamw(a) => adamw_update(a, lr, steps, slot, grad)?,
+                OptimizerSpec::Sgd(s) => sgd_update(s, self.lr, slot, &grad)?,
+                OptimizerSpec::Adamw(a) => adamw_update(a, self.lr, slot, &grad)?,
             }
         }
         Ok(())
     }
+
+    /// The per-parameter state, named `<parameter>.momentum_buffer` (SGD) or
+    /// `<parameter>.exp_avg` / `<parameter>.exp_avg_sq` (AdamW), as in PyTorch.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let (first, second) = match self.spec {
+            OptimizerSpec::Sgd(_) => ("momentum_buffer", ""),
+            OptimizerSpec::Adamw(_) => ("exp_avg", "exp_avg_sq"),
+        };
+        let mut state = Vec::new();
+        for slot in &self.slots {
+            let named = [(first, &slot.first), (second, &slot.second)];
+            for (suffix, tensor) in named {
+                if let Some(t) = tensor {
+                    state.push((format!("{}.{suffix}", slot.name), t.clone()));
+                }
+            }
+        }
+        state
+    }
 }
 
 fn sgd_update(s: &SgdSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
-    let w = slot.var.as_tensor();
+    let w = &slot.var.as_detached_tensor();
     let mut g = grad.clone();
     if s.weight_decay != 0.0 && !s.decoupled_weight_decay {
         g = (g + (w * s.weight_decay)?)?;
@@ -101,8 +126,9 @@ fn sgd_update(s: &SgdSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()
     slot.var.set(&updated)
 }
 
-fn adamw_update(a: &AdamwSpec, lr: f64, steps: u64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
-    let w = slot.var.as_tensor();
+fn adamw_update(a: &AdamwSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
+    let w = &slot.var.as_detached_tensor();
+    let steps = slot.steps as i32;
     let m = match slot.first.take() {
         None => (grad * (1.0 - a.beta1))?,
         Some(m) => ((m * a.beta1)? + (grad * (1.0 - a.beta1))?)?,
@@ -111,8 +137,8 @@ fn adamw_update(a: &AdamwSpec, lr: f64, steps: u64, slot: &mut Slot, grad: &Tens
         None => (grad.sqr()? * (1.0 - a.beta2))?,
         Some(v) => ((v * a.beta2)? + (grad.sqr()? * (1.0 - a.beta2))?)?,
     };
-    let m_hat = (&m / (1.0 - a.beta1.powi(steps as i32)))?;
-    let v_hat = (&v / (1.0 - a.beta2.powi(steps as i32)))?;
+    let m_hat = (&m / (1.0 - a.beta1.powi(steps)))?;
+    let v_hat = (&v / (1.0 - a.beta2.powi(steps)))?;
     let decayed = (w * (1.0 - lr * a.weight_decay))?;
     let update = (m_hat / (v_hat.sqrt()? + a.eps)?)?;
     slot.first = Some(m);

@@ -174,6 +174,13 @@ impl CalibrationReport {
     ) -> anyhow::Result<Self> {
         use crate::calibration::io::{read_predictions, read_validation_predictions};
         use crate::calibration::{evaluate, fit_temperature};
+        if bins.get() > crate::calibration::MAX_BINS {
+            let max = crate::calibration::MAX_BINS;
+            return Err(crate::BadInput(anyhow::anyhow!(
+                "--bins {bins}: expected at most {max} bins"
+            ))
+            .into());
+        }
         let test = read_predictions(predictions).map_err(crate::BadInput)?;
         let temperature = match fit_on {
             Some(path) => {

@@ -6,20 +6,18 @@
 //!   <run-id>/config.json          the resolved config of this run
 //!   <run-id>/result.json          status, metrics, history, environment, timings
 //!   <run-id>/predictions.safetensors   test.logits/test.labels (+ val.*)
-//!   <run-id>/model.safetensors    final weights (training.save_model)
+//!   <run-id>/model.safetensors    final weights (when the experiment sets save_model)
 //! ```
 //! Every file is written to a temporary file in the same directory and renamed into
 //! place, so a crash never leaves a half-written file.
 
 use crate::spec::RunConfig;
 use crate::train::{EpochRecord, FinalMetrics, Timings};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bumped whenever `result.json` changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -105,11 +103,21 @@ pub enum RunState {
     Pending,
     Completed,
     Failed(String),
+    /// A `result.json` that is not a smoothlab result (damaged, or written by hand); the
+    /// run is redone and the file kept under `attempts/`.
+    Unreadable(String),
 }
 
-/// Reads the state of the run in `run_dir`. A `result.json` that does not parse (written
-/// by something else, or by hand) is moved aside to `result.json.unreadable-<time>` so
-/// that it is kept while the run is redone.
+/// A result file written by another version of smoothlab: neither reread nor
+/// overwritten (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: schema_version {found}, but this smoothlab reads version {SCHEMA_VERSION}; use the smoothlab that wrote it, or another --results directory", file.display())]
+pub struct SchemaMismatch {
+    pub file: PathBuf,
+    pub found: u64,
+}
+
+/// Reads the state of the run in `run_dir` without changing anything.
 pub fn run_state(run_dir: &Path) -> Result<RunState> {
     let path = run_dir.join(RESULT_FILE);
     if !path.exists() {
@@ -118,19 +126,8 @@ pub fn run_state(run_dir: &Path) -> Result<RunState> {
     match read_result(&path) {
         Ok(r) if r.status == RunStatus::Completed => Ok(RunState::Completed),
         Ok(r) => Ok(RunState::Failed(r.error.unwrap_or_default())),
-        Err(e) => {
-            let aside = run_dir.join(format!(
-                "{RESULT_FILE}.unreadable-{}",
-                Utc::now().format("%Y%m%dT%H%M%S")
-            ));
-            tracing::warn!(
-                "{e:#}; keeping it as {} and redoing the run",
-                aside.display()
-            );
-            std::fs::rename(&path, &aside)
-                .with_context(|| format!("moving {} aside", path.display()))?;
-            Ok(RunState::Pending)
-        }
+        Err(e) if e.is::<SchemaMismatch>() => Err(e),
+        Err(e) => Ok(RunState::Unreadable(format!("{e:#}"))),
     }
 }
 
@@ -143,16 +140,41 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
     };
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let result: RunResult = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a smoothlab result file", file.display()))?;
-    if result.schema_version != SCHEMA_VERSION {
-        bail!(
-            "{} has schema_version {}, this smoothlab reads {SCHEMA_VERSION}",
-            file.display(),
-            result.schema_version
-        );
+    let not_a_result = || format!("{} is not a smoothlab result file", file.display());
+    let value: Value = serde_json::from_str(&text).with_context(not_a_result)?;
+    if let Some(found) = value.get("schema_version").and_then(Value::as_u64) {
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(SchemaMismatch { file, found }.into());
+        }
     }
-    Ok(result)
+    serde_json::from_value(value).with_context(not_a_result)
+}
+
+/// Moves the files of a previous attempt at a run (its result, predictions and model)
+/// into `attempts/<time>-<pid>/` inside the run directory, so that rerunning it never
+/// destroys an earlier result, even if the rerun fails.
+pub fn archive_attempt(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let files: Vec<PathBuf> = [RESULT_FILE, PREDICTIONS_FILE, MODEL_FILE]
+        .iter()
+        .map(|name| run_dir.join(name))
+        .filter(|path| path.exists())
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let stamp = format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+        std::process::id()
+    );
+    let archive = run_dir.join("attempts").join(stamp);
+    std::fs::create_dir_all(&archive).with_context(|| format!("creating {}", archive.display()))?;
+    for file in files {
+        let target = archive.join(file.file_name().expect("a file name"));
+        std::fs::rename(&file, &target)
+            .with_context(|| format!("moving {} to {}", file.display(), target.display()))?;
+    }
+    Ok(Some(archive))
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -162,38 +184,35 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_bytes(path, &text)
 }
 
-/// Lets `write` create a temporary file beside `path` (any writer that takes a path,
-/// such as `VarMap::save`), syncs it, and renames it into place.
+/// Lets `write` fill a fresh, uniquely named temporary file beside `path` (any writer
+/// that takes a path, such as `VarMap::save`), syncs it, and renames it into place. The
+/// temporary name is created exclusively with a random suffix, so concurrent writers on
+/// one host or on a shared filesystem never share one.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let temp = temporary_path(path);
-    let result = write(&temp).and_then(|()| {
-        std::fs::File::open(&temp)?.sync_all()?;
-        std::fs::rename(&temp, path)?;
+    let result = (|| {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        write(temp.path())?;
+        std::fs::File::open(temp.path())?.sync_all()?;
+        temp.persist(path)?;
         sync_parent(path)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
+    })();
     result.with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |temp| {
-        Ok(std::fs::File::create(temp)?.write_all(bytes)?)
-    })
-}
-
-/// `.name.tmp-<pid>-<n>` beside `path`: unique per process and per write (so concurrent
-/// writers never share one), hidden from listings.
-fn temporary_path(path: &Path) -> PathBuf {
-    static WRITES: AtomicUsize = AtomicUsize::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    write_atomic_with(path, |temp| Ok(std::fs::write(temp, bytes)?))
 }
 
 /// Makes the rename itself durable.

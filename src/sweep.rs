@@ -55,35 +55,23 @@ pub fn experiment_dir(plan: &Plan, results: &Path) -> PathBuf {
     results.join(&plan.experiment.name)
 }
 
-/// The state of every planned run, without running anything (`--dry-run`, `status`).
+/// The state of every planned run, without changing anything (`--dry-run`, `status`).
 pub fn states<'p>(plan: &'p Plan, results: &Path) -> Result<Vec<(&'p PlannedRun, RunState)>> {
     let dir = experiment_dir(plan, results);
     plan.runs
         .iter()
-        .map(|run| Ok((run, peek_state(&dir.join(&run.id))?)))
+        .map(|run| Ok((run, store::run_state(&dir.join(&run.id))?)))
         .collect()
-}
-
-/// Like [`store::run_state`] but never moves files (read-only inspection).
-fn peek_state(run_dir: &Path) -> Result<RunState> {
-    let path = run_dir.join(store::RESULT_FILE);
-    if !path.exists() {
-        return Ok(RunState::Pending);
-    }
-    Ok(match store::read_result(&path) {
-        Ok(r) if r.status == RunStatus::Completed => RunState::Completed,
-        Ok(r) => RunState::Failed(r.error.unwrap_or_default()),
-        Err(e) => RunState::Failed(format!("{e:#}")),
-    })
 }
 
 /// Runs every run of `plan` that needs running.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
+    // The device first: a device this build cannot use must leave the results untouched.
+    let device = device::open(options.device.unwrap_or(plan.experiment.device))?;
+    let device_name = device::describe(&device);
     let dir = experiment_dir(plan, &options.results);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     save_experiment(plan, &dir)?;
-    let device = device::open(options.device.unwrap_or(plan.experiment.device))?;
-    let device_name = device::describe(&device);
 
     let mut summary = Summary::default();
     let total = plan.runs.len();
@@ -91,6 +79,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
         let run_dir = dir.join(&run.id);
         let label = format!("[{}/{total}] {}", i + 1, run.id);
         match store::run_state(&run_dir)? {
+            RunState::Pending => {}
             RunState::Completed if !options.force => {
                 println!("{label}: already completed, skipped");
                 summary.skipped.push(run.id.clone());
@@ -101,7 +90,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
                 summary.failed.push((run.id.clone(), reason));
                 continue;
             }
-            _ => {}
+            RunState::Unreadable(reason) => tracing::warn!("{reason}; redoing the run"),
+            RunState::Completed | RunState::Failed(_) => {}
+        }
+        if let Some(archive) = store::archive_attempt(&run_dir)? {
+            println!(
+                "{label}: the previous attempt is kept in {}",
+                archive.display()
+            );
         }
         println!("{label}: training on {device_name}");
         let result = execute(plan, run, &run_dir, &device, &device_name, &label)?;
@@ -140,7 +136,7 @@ fn execute(
     let (status, error, history, metrics, timings) = match outcome {
         Ok(trained) => {
             write_predictions(run_dir, &trained)?;
-            if run.config.training.save_model {
+            if plan.experiment.save_model {
                 let path = run_dir.join(store::MODEL_FILE);
                 store::write_atomic_with(&path, |temp| Ok(trained.vars.save(temp)?))?;
             }
@@ -199,30 +195,34 @@ fn check_config(run: &PlannedRun, run_dir: &Path) -> Result<()> {
     store::write_json(&path, &run.config)
 }
 
-/// Keeps the experiment file beside its runs. An older, different copy is kept as
-/// `experiment.<time>.json` rather than overwritten.
+/// Keeps the experiment file, byte for byte, beside its runs. An older, different copy
+/// is kept as `experiment.<time>-<pid>.json` rather than overwritten.
 fn save_experiment(plan: &Plan, dir: &Path) -> Result<()> {
     let path = dir.join(store::EXPERIMENT_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .as_ref()
-            == Some(&plan.raw)
-        {
-            return Ok(());
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text == plan.text => return Ok(()),
+        Ok(_) => {
+            let aside = dir.join(format!(
+                "experiment.{}-{}.json",
+                Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+                std::process::id()
+            ));
+            match std::fs::rename(&path, &aside) {
+                Ok(()) => tracing::info!(
+                    "the experiment file changed; the previous one is kept as {}",
+                    aside.display()
+                ),
+                // Another worker moved it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("keeping the previous {}", path.display()))
+                }
+            }
         }
-        let aside = dir.join(format!(
-            "experiment.{}.json",
-            Utc::now().format("%Y%m%dT%H%M%S")
-        ));
-        std::fs::rename(&path, &aside)
-            .with_context(|| format!("keeping the previous {}", path.display()))?;
-        tracing::info!(
-            "the experiment file changed; the previous one is kept as {}",
-            aside.display()
-        );
+        Err(_) => {}
     }
-    store::write_json(&path, &plan.raw)
+    store::write_bytes(&path, plan.text.as_bytes())
 }
 
 fn write_predictions(run_dir: &Path, trained: &train::Trained) -> Result<()> {
@@ -270,6 +270,7 @@ pub fn describe_plan(plan: &Plan, results: &Path) -> Result<String> {
             RunState::Pending => "pending".to_string(),
             RunState::Completed => "completed".to_string(),
             RunState::Failed(reason) => format!("failed: {reason}"),
+            RunState::Unreadable(reason) => format!("unreadable, will be redone: {reason}"),
         };
         let _ = writeln!(out, "  {:<48} {state}", run.id);
     }

@@ -630,7 +630,18 @@ proptest! {
     #[test]
     fn temperature_never_increases_nll(p in any_predictions()) {
         let fit = fit_temperature(&p);
+        // The reported NLLs are the true NLLs at T = 1 and at the fitted T ...
+        let nll_at = |t: f64| evaluate(&p, DEFAULT_BINS, t).nll;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+        prop_assert!(close(fit.nll_before, nll_at(1.0)), "{fit:?}");
+        prop_assert!(close(fit.nll_after, nll_at(fit.temperature)), "{fit:?}");
         prop_assert!(fit.nll_after <= fit.nll_before, "{fit:?}");
+        // ... and no nearby temperature in the search range does better.
+        for factor in [0.5, 0.9, 0.99, 1.01, 1.1, 2.0] {
+            let t = (fit.temperature * factor).clamp(MIN_TEMPERATURE, MAX_TEMPERATURE);
+            let nll = nll_at(t);
+            prop_assert!(nll >= fit.nll_after - 1e-9 * nll.abs().max(1.0), "T = {t}: {nll} < {fit:?}");
+        }
         prop_assert!((MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&fit.temperature));
         prop_assert!(fit.nll_after.is_finite() && fit.gradient.is_finite());
         prop_assert!(fit.iterations <= 100);

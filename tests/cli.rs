@@ -167,10 +167,24 @@ fn run_writes_results_then_skips_then_forces() {
         "{}",
         stdout(&forced)
     );
-    // Same seed, same machine: the rerun reproduces the metrics exactly.
+    // Same seed, same machine: the rerun reproduces the metrics exactly, and the
+    // previous attempt is kept, byte for byte, under attempts/.
     for (dir, old) in dirs.iter().zip(&before) {
-        let old: serde_json::Value = serde_json::from_str(old).unwrap();
-        assert_eq!(json(&dir.join("result.json"))["metrics"], old["metrics"]);
+        let old_value: serde_json::Value = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            json(&dir.join("result.json"))["metrics"],
+            old_value["metrics"]
+        );
+        let attempts: Vec<PathBuf> = std::fs::read_dir(dir.join("attempts"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(
+            &std::fs::read_to_string(attempts[0].join("result.json")).unwrap(),
+            old
+        );
+        assert!(attempts[0].join("predictions.safetensors").is_file());
     }
 
     let show = ws.smoothlab(&["show", dirs[0].to_str().unwrap()]);
@@ -231,6 +245,10 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        !ws.results().exists(),
+        "a run that cannot start created its results directory"
+    );
     let bad = ws.run(&file, &["--device", "tpu"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -288,7 +306,14 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let ws = Workspace::new();
-    let file = ws.write("small.json", &SMALL.replace("[0.0, 0.1]", "[0.1]"));
+    // Layers wide enough that candle's CPU matmul splits its work across threads.
+    let file = ws.write(
+        "small.json",
+        &SMALL
+            .replace("[0.0, 0.1]", "[0.1]")
+            .replace("\"features\": 8", "\"features\": 64")
+            .replace("\"hidden\": [32]", "\"hidden\": [256, 256]"),
+    );
     let metrics = |threads: &str, results: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_smoothlab"))
             .args(["run", file.to_str().unwrap(), "--results", results])
@@ -347,17 +372,36 @@ fn calibrate_reproduces_a_runs_own_metrics_from_its_saved_predictions() {
     let table = ws.smoothlab(&["calibrate", p, "--bins", "10"]);
     assert!(table.status.success());
     let text = stdout(&table);
-    assert!(text.contains("ECE") && text.contains("(10 equal-width confidence bins)"), "{text}");
+    assert!(
+        text.contains("ECE") && text.contains("(10 equal-width confidence bins)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn calibrate_rejects_bad_files_with_exit_code_2() {
     let ws = Workspace::new();
     let cases = [
-        ("short.json", r#"{"logits": [[1.0, 2.0], [0.5, 0.1]], "labels": [0]}"#, "2 rows"),
-        ("range.json", r#"{"logits": [[1.0, 2.0]], "labels": [2]}"#, "label"),
-        ("one.json", r#"{"logits": [[1.0], [2.0]], "labels": [0, 0]}"#, "at least 2 classes"),
-        ("broken.npz", "PK\u{3}\u{4}not really a zip", "broken.npz"),
+        (
+            "short.json",
+            r#"{"logits": [[1.0, 2.0], [0.5, 0.1]], "labels": [0]}"#,
+            "2 rows",
+        ),
+        (
+            "range.json",
+            r#"{"logits": [[1.0, 2.0]], "labels": [2]}"#,
+            "label",
+        ),
+        (
+            "one.json",
+            r#"{"logits": [[1.0], [2.0]], "labels": [0, 0]}"#,
+            "at least 2 classes",
+        ),
+        (
+            "broken.npz",
+            "PK\u{3}\u{4}not really a zip",
+            "not a valid .npz (zip) archive",
+        ),
         ("notes.txt", "hello", "unsupported file extension"),
     ];
     for (name, text, expected) in cases {
@@ -365,6 +409,67 @@ fn calibrate_rejects_bad_files_with_exit_code_2() {
         let out = ws.smoothlab(&["calibrate", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains(name) && err.contains(expected), "{name}: expected {expected:?} in {err}");
+        assert!(
+            err.contains(name) && err.contains(expected),
+            "{name}: expected {expected:?} in {err}"
+        );
     }
+}
+
+#[test]
+fn a_result_from_another_schema_version_stops_the_run_and_is_left_alone() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", &SMALL.replace("[0.0, 0.1]", "[0.1]"));
+    assert!(ws.run(&file, &[]).status.success());
+    let result = ws.run_dirs("small")[0].join("result.json");
+    let future = std::fs::read_to_string(&result)
+        .unwrap()
+        .replace("\"schema_version\": 1,", "\"schema_version\": 99,");
+    std::fs::write(&result, &future).unwrap();
+
+    for extra in [&[][..], &["--force"][..]] {
+        let out = ws.run(&file, extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("schema_version 99"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(std::fs::read_to_string(&result).unwrap(), future);
+    }
+}
+
+#[test]
+fn an_unreadable_result_is_redone_and_kept() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", &SMALL.replace("[0.0, 0.1]", "[0.1]"));
+    assert!(ws.run(&file, &[]).status.success());
+    let run_dir = ws.run_dirs("small").remove(0);
+    std::fs::write(run_dir.join("result.json"), "{\"status\": \"compl").unwrap();
+
+    let dry = ws.run(&file, &["--dry-run"]);
+    assert!(
+        stdout(&dry).contains("unreadable, will be redone"),
+        "{}",
+        stdout(&dry)
+    );
+    let out = ws.run(&file, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 completed now"), "{}", stdout(&out));
+    assert_eq!(json(&run_dir.join("result.json"))["status"], "completed");
+    let kept = std::fs::read_dir(run_dir.join("attempts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("result.json"))
+        .next()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(kept).unwrap(),
+        "{\"status\": \"compl"
+    );
 }

@@ -214,3 +214,46 @@ fn cosine_with_warmup() {
     let quarter = 0.1 + 0.9 * (1.0 + (std::f64::consts::PI / 4.0).cos()) / 2.0;
     assert!((lr(&s, 4.0) - quarter).abs() < TOL);
 }
+
+#[test]
+fn optimiser_state_never_holds_an_autograd_graph() {
+    // A momentum buffer built from tracked tensors would chain every step's graph to the
+    // next: memory grows without bound and dropping the chain overflows the stack.
+    let adamw = OptimizerSpec::Adamw(AdamwSpec {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    });
+    for spec in [
+        sgd(0.9, true, 0.01, false),
+        sgd(0.9, false, 0.01, true),
+        adamw,
+    ] {
+        let w = var(&[1.0, -2.0]);
+        let mut opt = Optimizer::new(&spec, vec![("w".to_string(), w.clone())]);
+        for _ in 0..3 {
+            // w appears twice, so its gradient is itself a sum of tracked pieces.
+            let loss = (linear_loss(&w) + w.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+            opt.backward_step(&loss).unwrap();
+        }
+        let state = opt.state();
+        assert!(!state.is_empty());
+        for (name, tensor) in state {
+            assert!(!tensor.track_op(), "{name} keeps a graph ({spec:?})");
+        }
+    }
+}
+
+#[test]
+fn state_is_named_like_pytorch() {
+    let w = var(&[1.0, -2.0]);
+    let mut opt = Optimizer::new(
+        &sgd(0.9, false, 0.0, false),
+        vec![("layer.weight".to_string(), w.clone())],
+    );
+    opt.backward_step(&linear_loss(&w)).unwrap();
+    let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["layer.weight.momentum_buffer"]);
+}

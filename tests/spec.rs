@@ -66,6 +66,23 @@ fn the_design_example_parses() {
 }
 
 #[test]
+fn sweep_axes_keep_file_order_not_alphabetical_order() {
+    let plan =
+        parse(r#"{"name": "x", "sweep": {"seed": [0, 1], "loss.smoothing": [0.0, 0.1]}}"#).unwrap();
+    let order: Vec<(u64, f64)> = plan
+        .runs
+        .iter()
+        .map(|r| (r.config.seed, smoothing(r)))
+        .collect();
+    assert_eq!(order, [(0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)]);
+    assert!(
+        plan.runs[1].id.starts_with("seed=0_smoothing=0.1_"),
+        "{}",
+        plan.runs[1].id
+    );
+}
+
+#[test]
 fn run_ids_are_stable_and_ignore_the_device_and_explicit_defaults() {
     let a = parse(r#"{"name": "a", "device": "cpu", "sweep": {"seed": [1, 2]}}"#).unwrap();
     let b = parse(r#"{"name": "b", "device": "cuda:1", "training": {"epochs": 10}, "sweep": {"seed": [1, 2]}}"#).unwrap();
@@ -73,7 +90,7 @@ fn run_ids_are_stable_and_ignore_the_device_and_explicit_defaults() {
     assert_eq!(ids(&a), ids(&b));
     // Pinned values: a change of the canonical form (field names, defaults, number
     // formatting) would silently orphan every existing results directory.
-    assert_eq!(ids(&a), ["seed=1_3743a25c", "seed=2_57a70c21"]);
+    assert_eq!(ids(&a), ["seed=1_ae78cba7", "seed=2_ae6fadb2"]);
     let c =
         parse(r#"{"name": "a", "training": {"epochs": 11}, "sweep": {"seed": [1, 2]}}"#).unwrap();
     assert_ne!(
@@ -229,9 +246,24 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "val_fraction > 0",
         ),
         (
-            r#"{"dataset": {"name": "synthetic"}}"#,
-            "",
-            "missing field `name`",
+            r#"{"name": "x", "evaluation": {"bins": 10001}}"#,
+            "`evaluation.bins`",
+            "at most 10000 bins",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"save_model": [true, false]}}"#,
+            r#"`sweep["save_model"]`"#,
+            "cannot be swept",
+        ),
+        (
+            r#"{"name": "x", "training": {"save_model": true}}"#,
+            "`training.save_model`",
+            "unknown field",
+        ),
+        (
+            r#"{"name": "x", "optimizer": {"name": "sgd", "nesterov": true}, "sweep": {"optimizer.name": ["sgd", "adamw"]}}"#,
+            r#"`sweep["optimizer.name"][1]`"#,
+            "sweep `optimizer` itself",
         ),
     ];
     for (text, path, expected) in cases {
@@ -239,6 +271,44 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
         assert!(e.starts_with("exp.json: "), "{e}");
         assert!(e.contains(path), "expected path {path} in: {e}");
         assert!(e.contains(expected), "expected {expected:?} in: {e}");
+    }
+}
+
+#[test]
+fn an_error_at_the_top_level_names_no_empty_path() {
+    let e = error(r#"{"dataset": {"name": "synthetic"}}"#);
+    assert_eq!(e, "exp.json: missing field `name`");
+}
+
+#[test]
+fn a_whole_section_can_be_swept_and_its_name_labels_the_run() {
+    let plan = parse(
+        r#"{"name": "x", "sweep": {"optimizer": [
+            {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+            {"name": "adamw", "lr": 0.001}
+        ]}}"#,
+    )
+    .unwrap();
+    assert_eq!(plan.runs.len(), 2);
+    assert!(
+        plan.runs[0].id.starts_with("optimizer=sgd_"),
+        "{}",
+        plan.runs[0].id
+    );
+    assert!(
+        plan.runs[1].id.starts_with("optimizer=adamw_"),
+        "{}",
+        plan.runs[1].id
+    );
+}
+
+#[test]
+fn saving_the_model_changes_no_run_id() {
+    let a = parse(r#"{"name": "x", "sweep": {"seed": [1, 2]}}"#).unwrap();
+    let b = parse(r#"{"name": "x", "save_model": true, "sweep": {"seed": [1, 2]}}"#).unwrap();
+    assert!(b.experiment.save_model && !a.experiment.save_model);
+    for (ra, rb) in a.runs.iter().zip(&b.runs) {
+        assert_eq!(ra.id, rb.id);
     }
 }
 

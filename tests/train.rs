@@ -124,11 +124,7 @@ fn adamw_and_multistep_train_too() {
     let t = train(&config(
         r#", "optimizer": { "name": "adamw", "lr": 0.003 }, "schedule": { "name": "multistep", "milestones": [2, 3] }"#,
     ));
-    assert!(
-        t.metrics.test.accuracy > 0.9,
-        "{}",
-        t.metrics.test.accuracy
-    );
+    assert!(t.metrics.test.accuracy > 0.9, "{}", t.metrics.test.accuracy);
     assert!(
         (t.history[3].lr - 0.003 * 0.01).abs() < 1e-12,
         "{}",

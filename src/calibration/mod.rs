@@ -56,7 +56,7 @@ mod softmax;
 mod temperature;
 
 pub use binning::{bin_edge, bin_index, BinStats, Binned, ClasswiseBins};
-pub use metrics::{evaluate, Metrics, ReliabilityBin, DEFAULT_BINS};
+pub use metrics::{evaluate, Metrics, ReliabilityBin, DEFAULT_BINS, MAX_BINS};
 pub use predictions::{Predictions, PredictionsError};
 pub use softmax::{softmax_into, RowSoftmax};
 pub use temperature::{

@@ -16,11 +16,20 @@ pub enum SpecError {
         column: usize,
         message: String,
     },
-    #[error("{}: at `{path}`: {message}", file.display())]
+    #[error("{}: {}{message}", file.display(), location(path))]
     Invalid {
         file: PathBuf,
         /// Dotted JSON path of the offending value, e.g. `loss.smoothing` or `sweep."seed"[2]`.
         path: String,
         message: String,
     },
+}
+
+/// "at `a.b`: ", or nothing for the top level of the file.
+fn location(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("at `{path}`: ")
+    }
 }

@@ -35,7 +35,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Plan, SpecError> {
         column: e.column(),
         message: strip_position(&e.to_string()),
     })?;
-    plan::expand(file, raw)
+    plan::expand(file, text, raw)
 }
 
 /// serde_json appends " at line L column C" to its messages; we report those separately.

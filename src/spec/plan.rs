@@ -4,20 +4,21 @@
 
 use super::types::*;
 use super::SpecError;
+use crate::calibration::MAX_BINS;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Settings that describe the experiment rather than a run, so they cannot be swept.
-const NOT_SWEEPABLE: [&str; 3] = ["name", "device", "sweep"];
+const NOT_SWEEPABLE: [&str; 4] = ["name", "device", "save_model", "sweep"];
 
 /// The validated experiment and every run it expands to, in sweep order.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub file: PathBuf,
-    /// The file's JSON exactly as given (saved beside the results).
-    pub raw: Value,
+    /// The file's text exactly as given (saved beside the results).
+    pub text: String,
     /// The experiment with defaults filled in (sweep values not applied).
     pub experiment: Experiment,
     pub runs: Vec<PlannedRun>,
@@ -56,7 +57,7 @@ impl Invalid {
     }
 }
 
-pub(super) fn expand(file: &Path, raw: Value) -> Result<Plan, SpecError> {
+pub(super) fn expand(file: &Path, text: &str, raw: Value) -> Result<Plan, SpecError> {
     let experiment = parse_experiment(&raw).map_err(|e| e.in_file(file))?;
     let mut template = serde_json::to_value(&experiment).expect("experiment serialises");
     template
@@ -104,7 +105,7 @@ pub(super) fn expand(file: &Path, raw: Value) -> Result<Plan, SpecError> {
     }
     Ok(Plan {
         file: file.to_path_buf(),
-        raw,
+        text: text.to_string(),
         experiment,
         runs,
     })
@@ -322,6 +323,10 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
             })?
         }
     }
+    let bins = e.evaluation.bins.get();
+    ensure(bins <= MAX_BINS, "evaluation.bins", || {
+        format!("expected at most {MAX_BINS} bins, got {bins}")
+    })?;
     ensure(
         !e.evaluation.temperature_scaling || e.dataset.val_fraction() > 0.0,
         "evaluation.temperature_scaling",
@@ -377,10 +382,14 @@ fn sweep_axes<'a>(
             let mut candidate = template.clone();
             set_path(&mut candidate, path, v.clone());
             parse_experiment(&candidate).map_err(|e| {
-                Invalid::new(
-                    format!("{at}[{i}]"),
-                    format!("{v} is not valid for `{}`: {}", e.path, e.message),
-                )
+                let mut message = format!("{v} is not valid for `{}`: {}", e.path, e.message);
+                if let Some(section) = path.strip_suffix(".name") {
+                    message += &format!(
+                        " (the other `{section}` settings stay as written; to sweep between \
+                         kinds, sweep `{section}` itself with a list of complete objects)"
+                    );
+                }
+                Invalid::new(format!("{at}[{i}]"), message)
             })?;
         }
         axes.push((path.as_str(), values));
@@ -467,6 +476,8 @@ pub fn run_id(swept: &[(String, Value)], config: &RunConfig) -> String {
     format!("{slug}_{}", config_hash(config))
 }
 
+/// A value in a run id: scalars as written, lists joined with `x`, a section object by
+/// its `name` (the hash tells apart two objects of the same kind).
 fn slug_value(value: &Value) -> Option<String> {
     match value {
         Value::Number(n) => Some(n.to_string()),
@@ -477,7 +488,8 @@ fn slug_value(value: &Value) -> Option<String> {
             .map(slug_value)
             .collect::<Option<Vec<_>>>()
             .map(|v| v.join("x")),
-        Value::Null | Value::Object(_) => None,
+        Value::Object(map) => map.get("name").and_then(slug_value),
+        Value::Null => None,
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Experiment {
     pub seed: u64,
     #[serde(default)]
     pub device: DeviceSpec,
+    /// Also write each run's final weights to `model.safetensors`. Not part of the run's
+    /// config (it changes no number), so turning it on keeps run ids.
+    #[serde(default)]
+    pub save_model: bool,
     /// Dotted path → list of values; the plan is the cartesian product, in file order.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub sweep: Map<String, Value>,
@@ -319,8 +323,6 @@ pub struct TrainingSpec {
     pub batch_size: usize,
     /// Batch size for evaluation passes (no gradients, so it can be large).
     pub eval_batch_size: usize,
-    /// Also write the final weights to `model.safetensors`.
-    pub save_model: bool,
 }
 
 impl Default for TrainingSpec {
@@ -329,7 +331,6 @@ impl Default for TrainingSpec {
             epochs: 10,
             batch_size: 128,
             eval_batch_size: 2048,
-            save_model: false,
         }
     }
 }

@@ -183,8 +183,10 @@ fn choose_arrays(names: &[String], prefixes: &[&str]) -> Result<(String, String)
 
 fn describe(names: &[String]) -> String {
     if names.is_empty() {
-        "the file holds no arrays".to_owned()
-    } else {
-        format!("arrays present: {}", names.join(", "))
+        return "the file holds no arrays".to_owned();
     }
+    // Sorted: some containers list their arrays in hash order.
+    let mut names = names.to_vec();
+    names.sort();
+    format!("arrays present: {}", names.join(", "))
 }

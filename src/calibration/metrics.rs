@@ -8,11 +8,11 @@ use super::binning::{bin_edge, Binned, ClasswiseBins};
 use super::predictions::Predictions;
 use super::softmax::{softmax_into, RowSoftmax};
 
-/// The usual number of equal-width confidence bins.
 /// The most bins any metric accepts: classwise ECE keeps `classes × bins` counters, and
 /// bins beyond a few thousand hold too few samples to mean anything.
 pub const MAX_BINS: usize = 10_000;
 
+/// The usual number of equal-width confidence bins.
 pub const DEFAULT_BINS: NonZeroUsize = match NonZeroUsize::new(15) {
     Some(bins) => bins,
     None => unreachable!(),

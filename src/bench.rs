@@ -98,3 +98,135 @@ fn median_time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (T, f64) {
     times.sort_by(f64::total_cmp);
     (result.expect("at least one repeat"), times[times.len() / 2])
 }
+
+/// Training throughput of one model with one convolution implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainCase {
+    pub model: String,
+    /// One sample, `[channels, height, width]`.
+    pub input: [usize; 3],
+    pub conv: String,
+    pub batch_size: usize,
+    pub steps: usize,
+    /// Forward, smoothed cross-entropy, backward and SGD step, on the CPU.
+    pub samples_per_second: f64,
+}
+
+/// LeNet-5 on MNIST-shaped and ResNet-20 on CIFAR-shaped random batches, each with
+/// candle's `conv2d` and with smoothlab's im2col convolution, measured in one process so
+/// that the ratio is meaningful on a noisy machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainBench {
+    pub threads: usize,
+    pub cases: Vec<TrainCase>,
+}
+
+impl TrainBench {
+    pub fn run(steps: usize, batch_size: usize) -> anyhow::Result<Self> {
+        use crate::model::ConvKernel;
+        use crate::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
+        let models = [
+            (
+                "LeNet-5",
+                ModelSpec::Lenet5(Lenet5Spec::default()),
+                [1, 28, 28],
+            ),
+            (
+                "ResNet-20",
+                ModelSpec::Resnet(ResnetSpec::default()),
+                [3, 32, 32],
+            ),
+        ];
+        let mut cases = Vec::new();
+        for (name, spec, input) in &models {
+            for (conv, kernel) in [
+                ("candle", ConvKernel::Candle),
+                ("im2col", ConvKernel::Im2col),
+            ] {
+                let samples_per_second = train_throughput(spec, *input, kernel, steps, batch_size)?;
+                cases.push(TrainCase {
+                    model: name.to_string(),
+                    input: *input,
+                    conv: conv.to_string(),
+                    batch_size,
+                    steps,
+                    samples_per_second,
+                });
+            }
+        }
+        Ok(Self {
+            threads: candle_core::utils::get_num_threads(),
+            cases,
+        })
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "training throughput on the CPU, {} threads (forward + smoothed CE + backward + SGD step)\n\
+             model       input      conv    batch  steps   samples/s\n",
+            self.threads
+        );
+        for case in &self.cases {
+            out += &format!(
+                "{:<11} {:<10} {:<7} {:>5} {:>6} {:>11.1}\n",
+                case.model,
+                case.input.map(|d| d.to_string()).join("x"),
+                case.conv,
+                case.batch_size,
+                case.steps,
+                case.samples_per_second
+            );
+        }
+        for pair in self.cases.chunks(2) {
+            if let [candle, im2col] = pair {
+                out += &format!(
+                    "{}: im2col / candle = {:.2}x\n",
+                    candle.model,
+                    im2col.samples_per_second / candle.samples_per_second
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Samples per second over `steps` training steps, after one untimed warm-up step.
+fn train_throughput(
+    spec: &crate::spec::ModelSpec,
+    input: [usize; 3],
+    kernel: crate::model::ConvKernel,
+    steps: usize,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    use crate::model::Pass;
+    use crate::spec::{LossSpec, OptimizerSpec};
+    use candle_core::{Device, Tensor};
+    let device = Device::Cpu;
+    let classes = 10;
+    let model = crate::model::build_with(spec, &input, classes, 0, &device, kernel)?;
+    let mut optimizer = crate::optim::Optimizer::new(&OptimizerSpec::default(), model.parameters());
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let pixels: Vec<f32> = (0..batch * input.iter().product::<usize>())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let x = Tensor::from_vec(pixels, (batch, input[0], input[1], input[2]), &device)?;
+    let labels: Vec<u32> = (0..batch)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect();
+    let y = Tensor::from_vec(labels, batch, &device)?;
+    let loss = LossSpec::default();
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(4);
+    let mut step = || -> anyhow::Result<()> {
+        let logits = model
+            .classifier
+            .logits(&x, &mut Pass::Train(&mut dropout_rng))?;
+        optimizer.backward_step(&crate::loss::compute(&loss, &logits, &y)?)?;
+        Ok(())
+    };
+    step()?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    Ok((steps * batch) as f64 / start.elapsed().as_secs_f64())
+}

@@ -8,6 +8,10 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "smoothlab",
@@ -71,6 +75,18 @@ enum Bench {
         /// Repetitions; the median is reported.
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Also write the figures to this JSON file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3) on the CPU, with
+    /// candle's conv2d and with smoothlab's im2col convolution.
+    Train {
+        /// Timed steps per case (after one warm-up step).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
         /// Also write the figures to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -144,11 +160,28 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(Bench::Calibration { repeats, json }) => {
             let figures = smoothlab::bench::CalibrationBench::run(repeats);
-            print!("{}", figures.table());
-            if let Some(path) = json {
-                store::write_json(&path, &figures)?;
-            }
-            Ok(ExitCode::SUCCESS)
+            report_bench(&figures.table(), &figures, json)
+        }
+        Command::Bench(Bench::Train {
+            steps,
+            batch_size,
+            json,
+        }) => {
+            let figures = smoothlab::bench::TrainBench::run(steps, batch_size)?;
+            report_bench(&figures.table(), &figures, json)
         }
     }
+}
+
+/// Prints a benchmark's table and, when asked, writes its figures as JSON.
+fn report_bench(
+    table: &str,
+    figures: &impl serde::Serialize,
+    json: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    print!("{table}");
+    if let Some(path) = json {
+        store::write_json(&path, figures)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

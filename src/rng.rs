@@ -1,5 +1,5 @@
 //! Seeded randomness. candle's CPU device cannot be seeded, so every random draw a run
-//! makes (initialisation, split, shuffling, dropout) comes from ChaCha8 generators
+//! makes (initialisation, split, shuffling, dropout, augmentation) comes from ChaCha8 generators
 //! derived from the run's seed, one independent stream per purpose: changing how many
 //! numbers one purpose draws never shifts another's.
 
@@ -17,6 +17,7 @@ pub enum Stream {
     WeightInit = 5,
     Shuffle = 6,
     Dropout = 7,
+    Augmentation = 8,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {

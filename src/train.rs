@@ -119,19 +119,10 @@ fn run_inner(
         config.seed,
         device,
     )?;
-    let mut optimizer = Optimizer::new(
-        &config.optimizer,
-        model
-            .vars
-            .data()
-            .lock()
-            .expect("variable map lock")
-            .clone()
-            .into_iter()
-            .collect(),
-    );
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters());
     let mut shuffle_rng = seeded(config.seed, Stream::Shuffle);
     let mut dropout_rng = seeded(config.seed, Stream::Dropout);
+    let mut augmentation_rng = seeded(config.seed, Stream::Augmentation);
 
     let n = data.train.len();
     let batch = config.training.batch_size.min(n);
@@ -152,6 +143,10 @@ fn run_inner(
             let len = batch.min(n - start);
             let idx = order.narrow(0, start, len)?;
             let x = data.train.x.index_select(&idx, 0)?;
+            let x = match &data.augmentation {
+                Some(augmentation) => augmentation.apply(&x, &mut augmentation_rng)?,
+                None => x,
+            };
             let y = data.train.y.index_select(&idx, 0)?;
             // The rate at the step's midpoint: warm-up's first step and cosine's last are not 0.
             let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;

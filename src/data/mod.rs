@@ -1,7 +1,11 @@
 //! Data sets: generation or loading on the host, the seeded validation split, and the
 //! device-resident tensors that training indexes into.
 
+pub mod cifar;
+pub mod idx;
+pub mod images;
 mod synthetic;
+pub mod vision;
 
 pub use synthetic::generate as generate_synthetic;
 
@@ -10,6 +14,8 @@ use crate::spec::DatasetSpec;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
 /// Host-side samples: row-major features and labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +89,8 @@ pub struct Dataset {
     pub test: Split,
     pub classes: usize,
     pub sample_shape: Vec<usize>,
+    /// Random crops and flips for training batches, when the data set asks for them.
+    pub augmentation: Option<Augmentation>,
 }
 
 /// Training and test data as the source provides them, before the validation split.
@@ -97,7 +105,17 @@ pub struct HostDataset {
 pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
     let host = match spec {
         DatasetSpec::Synthetic(s) => synthetic::generate(s),
+        image => vision::load(image)?,
     };
+    if spec.val_fraction() > 0.0 {
+        let n_val = (spec.val_fraction() * host.train.len() as f64).floor() as usize;
+        anyhow::ensure!(
+            n_val >= 1 && n_val < host.train.len(),
+            "dataset.val_fraction {} of {} training samples leaves an empty split",
+            spec.val_fraction(),
+            host.train.len()
+        );
+    }
     let (train, val) = split_validation(&host.train, spec.val_fraction(), seed);
     let upload = |split: &HostSplit, what: &str| {
         Split::upload(split, device)
@@ -109,7 +127,61 @@ pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
         test: upload(&host.test, "test")?,
         classes: host.classes,
         sample_shape: host.train.sample_shape.clone(),
+        augmentation: spec
+            .augment()
+            .then(|| {
+                let (mean, std) = vision::normalisation(spec);
+                Augmentation::new(mean, std, device)
+            })
+            .transpose()?,
     })
+}
+
+/// CIFAR-style augmentation of a training batch `[n, c, h, w]`: each image is padded by
+/// [`Augmentation::PAD`] black pixels on every side, cropped back to h×w at a random
+/// offset, and flipped horizontally with probability 1/2 — torchvision's
+/// `RandomCrop(32, padding=4)` + `RandomHorizontalFlip()`, drawn from the run's seed.
+#[derive(Debug, Clone)]
+pub struct Augmentation {
+    /// The normalised value of a black pixel per channel, `[1, c, 1, 1]`: padding happens
+    /// in pixel space, before normalisation.
+    black: Tensor,
+}
+
+impl Augmentation {
+    pub const PAD: usize = 4;
+
+    fn new(mean: &[f32], std: &[f32], device: &Device) -> Result<Self> {
+        let black: Vec<f32> = mean.iter().zip(std).map(|(m, s)| -m / s).collect();
+        let channels = black.len();
+        Ok(Self {
+            black: Tensor::from_vec(black, (1, channels, 1, 1), device)?,
+        })
+    }
+
+    pub fn apply(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
+        let (n, _, h, w) = x.dims4()?;
+        let p = Self::PAD;
+        // Shift so that black is 0, pad with zeros, shift back.
+        let padded = x
+            .broadcast_sub(&self.black)?
+            .pad_with_zeros(2, p, p)?
+            .pad_with_zeros(3, p, p)?
+            .broadcast_add(&self.black)?;
+        let reversed = Tensor::from_vec((0..w as u32).rev().collect::<Vec<_>>(), w, x.device())?;
+        let mut crops = Vec::with_capacity(n);
+        for i in 0..n {
+            let dy = rng.random_range(0..=2 * p);
+            let dx = rng.random_range(0..=2 * p);
+            let crop = padded.get(i)?.narrow(1, dy, h)?.narrow(2, dx, w)?;
+            crops.push(if rng.random::<bool>() {
+                crop.index_select(&reversed, 2)?
+            } else {
+                crop
+            });
+        }
+        Tensor::stack(&crops, 0)
+    }
 }
 
 /// Holds out `floor(fraction·n)` training samples, chosen by a permutation seeded with

@@ -2,16 +2,23 @@
 //! penultimate features and its last (linear) layer separately, so the logits are
 //! `head(features(x))` and the last layer's weight rows are the class templates.
 
+mod conv;
+mod im2col;
 mod init;
+mod lenet;
 mod mlp;
+mod resnet;
 
+pub use conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
 pub use init::SeededVars;
+pub use lenet::Lenet5;
 pub use mlp::Mlp;
+pub use resnet::Resnet;
 
 use crate::rng::{seeded, Stream};
 use crate::spec::ModelSpec;
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -33,10 +40,30 @@ pub trait Classifier: Send + Sync {
     }
 }
 
-/// A freshly initialised model and the variables it trains.
+/// A freshly initialised model and its variables.
 pub struct Model {
     pub classifier: Box<dyn Classifier>,
+    /// Every variable, BatchNorm running statistics included (what is saved).
     pub vars: VarMap,
+}
+
+/// Variables that are state rather than parameters: candle-nn's BatchNorm keeps its
+/// running statistics in the VarMap (so that they are saved with the weights), but
+/// they are updated by the forward pass, never by the optimiser.
+const BUFFER_SUFFIXES: [&str; 2] = [".running_mean", ".running_var"];
+
+impl Model {
+    /// The variables the optimiser updates, by name.
+    pub fn parameters(&self) -> Vec<(String, Var)> {
+        self.vars
+            .data()
+            .lock()
+            .expect("variable map lock")
+            .iter()
+            .filter(|(name, _)| !BUFFER_SUFFIXES.iter().any(|s| name.ends_with(s)))
+            .map(|(name, var)| (name.clone(), var.clone()))
+            .collect()
+    }
 }
 
 /// Builds the model of `spec` for samples of `sample_shape` and `classes` outputs, its
@@ -48,6 +75,25 @@ pub fn build(
     seed: u64,
     device: &Device,
 ) -> Result<Model> {
+    build_with(
+        spec,
+        sample_shape,
+        classes,
+        seed,
+        device,
+        ConvKernel::for_device(device),
+    )
+}
+
+/// [`build`] with a chosen convolution implementation (the benchmark compares them).
+pub fn build_with(
+    spec: &ModelSpec,
+    sample_shape: &[usize],
+    classes: usize,
+    seed: u64,
+    device: &Device,
+    kernel: ConvKernel,
+) -> Result<Model> {
     let vars = VarMap::new();
     let backend = SeededVars::new(vars.clone(), seeded(seed, Stream::WeightInit));
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
@@ -56,6 +102,21 @@ pub fn build(
             let inputs = sample_shape.iter().product();
             Box::new(
                 Mlp::new(inputs, &m.hidden, classes, m.dropout, vb).context("building the MLP")?,
+            )
+        }
+        ModelSpec::Lenet5(m) => Box::new(
+            Lenet5::new(sample_shape, classes, m.dropout, kernel, vb)
+                .context("building LeNet-5")?,
+        ),
+        ModelSpec::Resnet(m) => {
+            let [channels, _, _] = *sample_shape else {
+                anyhow::bail!(
+                    "a ResNet takes images [channels, height, width], got samples of shape {sample_shape:?}"
+                );
+            };
+            Box::new(
+                Resnet::new(channels, m.depth, m.width, classes, kernel, vb)
+                    .with_context(|| format!("building ResNet-{}", m.depth))?,
             )
         }
     };

@@ -225,6 +225,28 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
                 },
             )?;
         }
+        image => {
+            let files = image.files().expect("an image data set");
+            let val = files.val_fraction;
+            ensure(in_unit_interval(val), "dataset.val_fraction", || {
+                format!("expected a value in [0, 1), got {val}")
+            })?;
+            for (key, subset) in [
+                ("train_subset", files.train_subset),
+                ("test_subset", files.test_subset),
+            ] {
+                ensure(subset != Some(0), &format!("dataset.{key}"), || {
+                    "expected at least 1 sample, got 0 (leave it out to use every sample)".into()
+                })?;
+            }
+            if let Some(n) = files.train_subset {
+                ensure(
+                    val == 0.0 || n >= 2 && (val * n as f64).floor() >= 1.0,
+                    "dataset.val_fraction",
+                    || format!("{val} of {n} training samples leaves an empty split"),
+                )?;
+            }
+        }
     }
     match &e.model {
         ModelSpec::Mlp(m) => {
@@ -238,7 +260,38 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
                 format!("expected a value in [0, 1), got {}", m.dropout)
             })?;
         }
+        ModelSpec::Lenet5(m) => {
+            ensure(in_unit_interval(m.dropout), "model.dropout", || {
+                format!("expected a value in [0, 1), got {}", m.dropout)
+            })?;
+        }
+        ModelSpec::Resnet(m) => {
+            ensure(
+                m.depth >= 8 && (m.depth - 2) % 6 == 0,
+                "model.depth",
+                || {
+                    format!(
+                        "expected a depth 6n+2 with n ≥ 1 (8, 14, 20, 32, 44, 56, 110, ...), got {}",
+                        m.depth
+                    )
+                },
+            )?;
+            ensure(m.width >= 1, "model.width", || {
+                "expected at least 1 channel, got 0".into()
+            })?;
+        }
     }
+    let convolutional = !matches!(e.model, ModelSpec::Mlp(_));
+    ensure(
+        !convolutional || e.dataset.files().is_some(),
+        "model.name",
+        || {
+            format!(
+                "a convolutional model needs images, but dataset `{}` has flat feature vectors; use `mlp`",
+                e.dataset.name()
+            )
+        },
+    )?;
     match &e.loss {
         LossSpec::SmoothedCe(l) => ensure(in_unit_interval(l.smoothing), "loss.smoothing", || {
             format!("expected a smoothing ε in [0, 1), got {}", l.smoothing)
@@ -453,7 +506,11 @@ fn cartesian_product<'a>(axes: &[(&'a str, &'a [Value])]) -> Vec<Vec<(&'a str, &
 /// order, every default explicit), first 8 hex digits. The device is not part of
 /// [`RunConfig`], so the same run has the same id on CPU and GPU.
 pub fn config_hash(config: &RunConfig) -> String {
-    let canonical = serde_json::to_string(config).expect("config serialises");
+    let config = RunConfig {
+        dataset: config.dataset.without_dir(),
+        ..config.clone()
+    };
+    let canonical = serde_json::to_string(&config).expect("config serialises");
     let digest = Sha256::digest(canonical.as_bytes());
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 
 /// An experiment file as written by the user (after defaults are filled in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,10 @@ impl Experiment {
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum DatasetSpec {
     Synthetic(SyntheticSpec),
+    Mnist(MnistSpec),
+    FashionMnist(MnistSpec),
+    Cifar10(CifarSpec),
+    Cifar100(Cifar100Spec),
 }
 
 impl Default for DatasetSpec {
@@ -88,8 +93,162 @@ impl DatasetSpec {
     pub fn val_fraction(&self) -> f64 {
         match self {
             Self::Synthetic(s) => s.val_fraction,
+            _ => self.files().expect("an image data set").val_fraction,
         }
     }
+
+    /// Where an image data set's files are and how much of them to use; `None` for
+    /// generated data.
+    pub fn files(&self) -> Option<FileSet> {
+        let (dir, val_fraction, train_subset, test_subset) = match self {
+            Self::Synthetic(_) => return None,
+            Self::Mnist(s) | Self::FashionMnist(s) => {
+                (&s.dir, s.val_fraction, s.train_subset, s.test_subset)
+            }
+            Self::Cifar10(s) => (&s.dir, s.val_fraction, s.train_subset, s.test_subset),
+            Self::Cifar100(s) => (&s.dir, s.val_fraction, s.train_subset, s.test_subset),
+        };
+        Some(FileSet {
+            dir: dir
+                .clone()
+                .unwrap_or_else(|| Path::new("data").join(self.name())),
+            val_fraction,
+            train_subset,
+            test_subset,
+        })
+    }
+
+    /// Forgets where the files are: the run id does not depend on it.
+    pub fn without_dir(&self) -> Self {
+        let mut spec = self.clone();
+        match &mut spec {
+            Self::Synthetic(_) => {}
+            Self::Mnist(s) | Self::FashionMnist(s) => s.dir = None,
+            Self::Cifar10(s) => s.dir = None,
+            Self::Cifar100(s) => s.dir = None,
+        }
+        spec
+    }
+
+    /// The name written in the experiment file (`mnist`, `cifar10`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Synthetic(_) => "synthetic",
+            Self::Mnist(_) => "mnist",
+            Self::FashionMnist(_) => "fashion-mnist",
+            Self::Cifar10(_) => "cifar10",
+            Self::Cifar100(_) => "cifar100",
+        }
+    }
+
+    /// Whether training batches get CIFAR-style random crops and flips.
+    pub fn augment(&self) -> bool {
+        match self {
+            Self::Cifar10(s) => s.augment,
+            Self::Cifar100(s) => s.augment,
+            _ => false,
+        }
+    }
+}
+
+/// The settings every data set read from files has, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSet {
+    pub dir: PathBuf,
+    pub val_fraction: f64,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+}
+
+// The three image specs repeat their common fields because serde's `flatten` cannot be
+// combined with `deny_unknown_fields`, and rejecting typos matters more.
+
+/// MNIST or Fashion-MNIST: IDX files, gzipped or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MnistSpec {
+    /// Directory of the files; `data/<dataset name>` (relative to the working directory)
+    /// when absent. Not part of the run id: moving the files changes no number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    pub val_fraction: f64,
+    /// Use only the first N training samples (file order), before the validation split.
+    pub train_subset: Option<usize>,
+    /// Use only the first N test samples (file order).
+    pub test_subset: Option<usize>,
+}
+
+impl Default for MnistSpec {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            val_fraction: 0.1,
+            train_subset: None,
+            test_subset: None,
+        }
+    }
+}
+
+/// CIFAR-10 in the official binary format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CifarSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    pub val_fraction: f64,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    /// Random 32×32 crops of the image padded by 4 black pixels, and horizontal flips.
+    pub augment: bool,
+}
+
+impl Default for CifarSpec {
+    fn default() -> Self {
+        let m = MnistSpec::default();
+        Self {
+            dir: m.dir,
+            val_fraction: m.val_fraction,
+            train_subset: m.train_subset,
+            test_subset: m.test_subset,
+            augment: true,
+        }
+    }
+}
+
+/// CIFAR-100 in the official binary format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cifar100Spec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    pub val_fraction: f64,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    pub augment: bool,
+    /// The 100 fine classes or the 20 coarse superclasses.
+    pub labels: Cifar100LabelsSpec,
+}
+
+impl Default for Cifar100Spec {
+    fn default() -> Self {
+        let c = CifarSpec::default();
+        Self {
+            dir: c.dir,
+            val_fraction: c.val_fraction,
+            train_subset: c.train_subset,
+            test_subset: c.test_subset,
+            augment: c.augment,
+            labels: Cifar100LabelsSpec::Fine,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cifar100LabelsSpec {
+    #[default]
+    Fine,
+    Coarse,
 }
 
 /// A seeded Gaussian-mixture classification problem: each class is a mixture of
@@ -133,6 +292,8 @@ impl Default for SyntheticSpec {
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum ModelSpec {
     Mlp(MlpSpec),
+    Lenet5(Lenet5Spec),
+    Resnet(ResnetSpec),
 }
 
 impl Default for ModelSpec {
@@ -155,6 +316,33 @@ impl Default for MlpSpec {
         Self {
             hidden: vec![256, 256],
             dropout: 0.0,
+        }
+    }
+}
+
+/// LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: for 28×28 or 32×32 inputs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lenet5Spec {
+    /// Dropout probability on the inputs of the first two linear layers.
+    pub dropout: f64,
+}
+
+/// The CIFAR ResNet of He et al. 2016 (section 4.2): depth 6n+2, three stages of n basic
+/// blocks with `width`, 2·`width` and 4·`width` channels, BatchNorm, parameter-free
+/// (zero-padded identity) shortcuts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResnetSpec {
+    pub depth: usize,
+    pub width: usize,
+}
+
+impl Default for ResnetSpec {
+    fn default() -> Self {
+        Self {
+            depth: 20,
+            width: 16,
         }
     }
 }

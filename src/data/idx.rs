@@ -1,0 +1,301 @@
+//! IDX files (the MNIST / Fashion-MNIST format), gzipped or not.
+//!
+//! An IDX file is a 4-byte magic number (`00 00`, a type code, a dimension count), one
+//! big-endian u32 per dimension, then the data in row-major order.
+
+use super::images::{exists, read_full, MissingFiles, Part, RawImages};
+use anyhow::{anyhow, bail, Context, Result};
+use flate2::bufread::MultiGzDecoder;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// An IDX array of unsigned bytes (type code 0x08): dims and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxArray {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Type code of unsigned bytes, the only one MNIST-format files use.
+const UBYTE: u8 = 0x08;
+
+/// Reads an IDX file, gzipped or not (detected by the gzip magic bytes `1f 8b`, not by
+/// the extension). The whole file must be the array: a short or overlong file is an
+/// error, and a gzip stream is read to its end so that its checksum is verified.
+pub fn read_idx(path: &Path) -> Result<IdxArray> {
+    Ok(read_idx_checked(path, |_| Ok(()))?.array)
+}
+
+struct Parsed {
+    array: IdxArray,
+    /// Whether the file was gzipped (byte offsets then refer to the decompressed data).
+    gzip: bool,
+}
+
+impl Parsed {
+    fn header_len(&self) -> usize {
+        4 + 4 * self.array.dims.len()
+    }
+
+    /// Says which bytes an offset counts, for messages.
+    fn offsets(&self) -> &'static str {
+        if self.gzip {
+            " of the decompressed data"
+        } else {
+            ""
+        }
+    }
+}
+
+/// Counts the bytes handed out, so that a failing gzip stream can say how far it got.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+/// The most one read asks for. flate2 drops what a read decompressed before it hit an
+/// error, so smaller reads keep the count of good bytes within this of the failure.
+const READ_CHUNK: usize = 64 << 10;
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len().min(READ_CHUNK);
+        let n = self.inner.read(&mut buf[..len])?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// [`read_idx`], with `check_dims` run on the header before the data is read, so that a
+/// file of the wrong shape is reported as such (and not read in full first).
+fn read_idx_checked(
+    path: &Path,
+    check_dims: impl FnOnce(&[usize]) -> Result<()>,
+) -> Result<Parsed> {
+    let shown = path.display();
+    let file = File::open(path).with_context(|| format!("opening {shown}"))?;
+    let file_len = file.metadata().ok().map(|m| m.len());
+    let mut buffered = BufReader::with_capacity(1 << 16, file);
+    let gzip = buffered
+        .fill_buf()
+        .with_context(|| format!("reading {shown}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let inner: Box<dyn Read> = if gzip {
+        // Multi-member, as gzip(1) reads it; it also rejects garbage after the stream.
+        Box::new(MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let mut reader = Counting { inner, count: 0 };
+    let failed = |count: u64, e: io::Error| {
+        let what = if gzip {
+            format!("{shown}: gzip stream failed after {count} decompressed bytes")
+        } else {
+            format!("{shown}: reading failed after {count} bytes")
+        };
+        anyhow::Error::new(e).context(what)
+    };
+    let decompressed = if gzip { " (decompressed)" } else { "" };
+
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut reader, &mut magic).map_err(|e| failed(reader.count, e))?;
+    if got < 4 {
+        bail!("{shown}: too short for an IDX file: expected a 4-byte magic number, found {got} bytes{decompressed}");
+    }
+    let mut problems = Vec::new();
+    if magic[..2] != [0, 0] {
+        problems.push("bytes 0..2 must be 00 00".to_string());
+    }
+    if magic[2] != UBYTE {
+        problems.push(format!(
+            "type code (byte 2) 0x{:02x} is not 0x08 (unsigned byte)",
+            magic[2]
+        ));
+    }
+    if !(1..=4).contains(&magic[3]) {
+        problems.push(format!(
+            "dimension count (byte 3) {} is not in 1..=4",
+            magic[3]
+        ));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{shown}: not an IDX file of unsigned bytes: bytes 0..4{decompressed} are {:02x} {:02x} {:02x} {:02x}; {}",
+            magic[0],
+            magic[1],
+            magic[2],
+            magic[3],
+            problems.join("; ")
+        );
+    }
+
+    let ndims = magic[3] as usize;
+    let header_len = 4 + 4 * ndims;
+    let mut raw_dims = [0u8; 16];
+    let got =
+        read_full(&mut reader, &mut raw_dims[..4 * ndims]).map_err(|e| failed(reader.count, e))?;
+    if got < 4 * ndims {
+        bail!(
+            "{shown}: truncated IDX header: expected {header_len} bytes (magic number and {ndims} dimensions of 4 bytes), found {}{decompressed}",
+            4 + got
+        );
+    }
+    let dims: Vec<usize> = raw_dims[..4 * ndims]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .collect();
+    check_dims(&dims)?;
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            anyhow!("{shown}: dims {dims:?} in the header describe more bytes than fit in memory")
+        })?;
+
+    // Preallocate what the file can hold at most, so that a corrupt header cannot ask
+    // for an absurd allocation; the data then lands in place without regrowth.
+    let capacity = match file_len {
+        Some(len) if !gzip => expected.min(usize::try_from(len).unwrap_or(usize::MAX)),
+        _ => expected.min(64 << 20),
+    };
+    let mut data = Vec::with_capacity(capacity);
+    (&mut reader)
+        .take(expected as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| failed(reader.count, e))?;
+    if data.len() < expected {
+        let counting = if gzip {
+            " (counting decompressed bytes)"
+        } else {
+            ""
+        };
+        bail!(
+            "{shown}: truncated IDX file: expected {expected} bytes of data after the {header_len}-byte header (dims {dims:?}), found {}{counting}",
+            data.len()
+        );
+    }
+    // Reading on to the end also makes the gzip decoder check its CRC and length trailer.
+    let extra = io::copy(&mut reader, &mut io::sink()).map_err(|e| {
+        if gzip {
+            // All the data came out: a checksum mismatch (damage anywhere), or a damaged
+            // trailer, or bytes after the stream that are not another gzip member.
+            anyhow::Error::new(e).context(format!(
+                "{shown}: gzip stream failed after {} decompressed bytes, i.e. all of the IDX data, at its end-of-stream checks",
+                reader.count
+            ))
+        } else {
+            failed(reader.count, e)
+        }
+    })?;
+    if extra > 0 {
+        bail!(
+            "{shown}: {extra} unexpected bytes{decompressed} after the data: dims {dims:?} make the file end after {header_len} + {expected} bytes"
+        );
+    }
+    Ok(Parsed {
+        array: IdxArray { dims, data },
+        gzip,
+    })
+}
+
+/// The path of IDX file `name` in `dir`, as-is or with `.gz` appended. When both exist
+/// the uncompressed one wins: it is what a user who decompressed in place (or the
+/// download cache, which writes uncompressed files) means to be read, and it reads faster.
+fn find_idx(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
+        if exists(&candidate)? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+const SIDE: usize = 28;
+const CLASSES: u8 = 10;
+
+/// MNIST-format data set (MNIST and Fashion-MNIST share it) in `dir`: files
+/// `train-images-idx3-ubyte`, `train-labels-idx1-ubyte` (Part::Train) or
+/// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` (Part::Test), each as-is or with
+/// `.gz` appended; when both variants exist the uncompressed one is read.
+/// Images must be 28×28, labels < 10, counts equal and non-zero. Returns shape `[1, 28, 28]`.
+///
+/// If neither variant of the images or of the labels file exists, the root error is
+/// [`MissingFiles`] (`what` = "MNIST-format", `expected` = the names of the missing file's
+/// variants).
+pub fn read_mnist(dir: &Path, part: Part) -> Result<RawImages> {
+    let prefix = match part {
+        Part::Train => "train",
+        Part::Test => "t10k",
+    };
+    let images_name = format!("{prefix}-images-idx3-ubyte");
+    let labels_name = format!("{prefix}-labels-idx1-ubyte");
+    let images_path = find_idx(dir, &images_name)?;
+    let labels_path = find_idx(dir, &labels_name)?;
+    let (images_path, labels_path) = match (images_path, labels_path) {
+        (Some(i), Some(l)) => (i, l),
+        (images, labels) => {
+            let mut expected = Vec::new();
+            for (found, name) in [(images, images_name), (labels, labels_name)] {
+                if found.is_none() {
+                    expected.push(name.clone());
+                    expected.push(format!("{name}.gz"));
+                }
+            }
+            return Err(MissingFiles {
+                dir: dir.to_path_buf(),
+                what: "MNIST-format".to_string(),
+                expected,
+            }
+            .into());
+        }
+    };
+
+    // Labels first: they are small, and their count lets a mismatched images file be
+    // rejected from its header alone.
+    let labels = read_idx_checked(&labels_path, |dims| {
+        if dims.len() != 1 {
+            bail!(
+                "{}: expected a labels file with dims [N], found dims {dims:?}",
+                labels_path.display()
+            );
+        }
+        Ok(())
+    })?;
+    let n_labels = labels.array.dims[0];
+    let images = read_idx_checked(&images_path, |dims| {
+        if dims.len() != 3 || dims[1] != SIDE || dims[2] != SIDE {
+            bail!(
+                "{}: expected images of 28×28 pixels (dims [N, 28, 28]), found dims {dims:?}",
+                images_path.display()
+            );
+        }
+        if dims[0] != n_labels {
+            bail!(
+                "image and label counts differ: {} holds {} images but {} holds {n_labels} labels",
+                images_path.display(),
+                dims[0],
+                labels_path.display()
+            );
+        }
+        if dims[0] == 0 {
+            bail!("{}: holds 0 images", images_path.display());
+        }
+        Ok(())
+    })?;
+
+    if let Some(i) = labels.array.data.iter().position(|&l| l >= CLASSES) {
+        bail!(
+            "{}: label {} of record {i} (byte offset {}{}) is out of range: expected < {CLASSES}",
+            labels_path.display(),
+            labels.array.data[i],
+            labels.header_len() + i,
+            labels.offsets()
+        );
+    }
+    Ok(RawImages {
+        pixels: images.array.data,
+        labels: labels.array.data.iter().map(|&l| u32::from(l)).collect(),
+        shape: [1, SIDE, SIDE],
+    })
+}

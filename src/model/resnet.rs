@@ -1,0 +1,153 @@
+use super::conv::{global_average_pool, Conv2d, ConvKernel, ConvShape};
+use super::{Classifier, Pass};
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+
+/// PyTorch's BatchNorm defaults (candle-nn's are the same; spelled out because the
+/// running statistics are saved with the weights and must mean the same thing).
+const BATCH_NORM: BatchNormConfig = BatchNormConfig {
+    eps: 1e-5,
+    remove_mean: true,
+    affine: true,
+    momentum: 0.1,
+};
+
+/// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
+/// channels, then three stages of n basic blocks (`width`, 2·`width`, 4·`width`
+/// channels; the second and third start with stride 2), global average pooling and a
+/// linear head; depth 6n+2. Shortcuts are the paper's option A: identity, subsampled
+/// and zero-padded in channels where the shape changes, so the network has exactly the
+/// paper's parameter count (ResNet-20: 0.27 M). Every convolution is followed by
+/// BatchNorm (batch statistics in training, running statistics in evaluation). The
+/// penultimate features are the 4·`width` pooled activations.
+pub struct Resnet {
+    stem: Conv2d,
+    stem_norm: BatchNorm,
+    blocks: Vec<BasicBlock>,
+    head: Linear,
+}
+
+impl Resnet {
+    pub fn new(
+        channels: usize,
+        depth: usize,
+        width: usize,
+        classes: usize,
+        kernel: ConvKernel,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let n = (depth - 2) / 6;
+        let stem = conv3x3(channels, width, 1, kernel, vb.pp("stem"))?;
+        let stem_norm = batch_norm(width, BATCH_NORM, vb.pp("stem_norm"))?;
+        let mut blocks = Vec::with_capacity(3 * n);
+        let mut inputs = width;
+        for stage in 0..3 {
+            let outputs = width << stage;
+            for b in 0..n {
+                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                let vb = vb.pp(format!("stage{}.{b}", stage + 1));
+                blocks.push(BasicBlock::new(inputs, outputs, stride, kernel, vb)?);
+                inputs = outputs;
+            }
+        }
+        let head = linear(inputs, classes, vb.pp("head"))?;
+        Ok(Self {
+            stem,
+            stem_norm,
+            blocks,
+            head,
+        })
+    }
+}
+
+impl Classifier for Resnet {
+    fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
+        let train = matches!(pass, Pass::Train(_));
+        let mut h = self
+            .stem_norm
+            .forward_t(&self.stem.forward(x)?, train)?
+            .relu()?;
+        for block in &self.blocks {
+            h = block.forward(&h, train)?;
+        }
+        global_average_pool(&h)
+    }
+
+    fn head(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+        self.head.forward(features)
+    }
+}
+
+fn conv3x3(
+    inputs: usize,
+    outputs: usize,
+    stride: usize,
+    kernel: ConvKernel,
+    vb: VarBuilder,
+) -> candle_core::Result<Conv2d> {
+    let shape = ConvShape {
+        inputs,
+        outputs,
+        kernel: 3,
+        stride,
+        padding: 1,
+        bias: false,
+    };
+    Conv2d::new(shape, kernel, vb)
+}
+
+/// `relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`.
+struct BasicBlock {
+    conv1: Conv2d,
+    norm1: BatchNorm,
+    conv2: Conv2d,
+    norm2: BatchNorm,
+    /// Stride and channels added by the shortcut (option A), when the shape changes.
+    downsample: Option<(usize, usize)>,
+}
+
+impl BasicBlock {
+    fn new(
+        inputs: usize,
+        outputs: usize,
+        stride: usize,
+        kernel: ConvKernel,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            conv1: conv3x3(inputs, outputs, stride, kernel, vb.pp("conv1"))?,
+            norm1: batch_norm(outputs, BATCH_NORM, vb.pp("norm1"))?,
+            conv2: conv3x3(outputs, outputs, 1, kernel, vb.pp("conv2"))?,
+            norm2: batch_norm(outputs, BATCH_NORM, vb.pp("norm2"))?,
+            downsample: (stride != 1 || inputs != outputs).then_some((stride, outputs - inputs)),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let h = self
+            .norm1
+            .forward_t(&self.conv1.forward(x)?, train)?
+            .relu()?;
+        let h = self.norm2.forward_t(&self.conv2.forward(&h)?, train)?;
+        let shortcut = match self.downsample {
+            None => x.clone(),
+            Some((stride, extra)) => option_a_shortcut(x, stride, extra)?,
+        };
+        (h + shortcut)?.relu()
+    }
+}
+
+/// `x[:, :, ::stride, ::stride]`, then `extra` zero channels split evenly before and
+/// after (as in the reference implementations of option A).
+fn option_a_shortcut(x: &Tensor, stride: usize, extra: usize) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (out_h, out_w) = (h.div_ceil(stride), w.div_ceil(stride));
+    let x = x
+        .pad_with_zeros(2, 0, out_h * stride - h)?
+        .pad_with_zeros(3, 0, out_w * stride - w)?
+        .reshape((n, c, out_h, stride, out_w, stride))?
+        .narrow(3, 0, 1)?
+        .narrow(5, 0, 1)?
+        .reshape((n, c, out_h, out_w))?;
+    x.pad_with_zeros(1, extra / 2, extra - extra / 2)
+}

@@ -1,0 +1,309 @@
+//! The convolutional models: shapes, parameter counts, BatchNorm's two modes, the im2col
+//! convolution against candle's, and gradients against finite differences.
+
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use smoothlab::model::{self, Conv2d, ConvKernel, ConvShape, Pass, SeededVars};
+use smoothlab::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
+
+fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn build(spec: &ModelSpec, input: &[usize], classes: usize) -> model::Model {
+    model::build(spec, input, classes, 0, &Device::Cpu).unwrap()
+}
+
+fn parameter_count(m: &model::Model) -> usize {
+    m.parameters().iter().map(|(_, v)| v.elem_count()).sum()
+}
+
+#[test]
+fn resnet20_has_the_papers_shape_and_every_parameter_gets_a_gradient() {
+    let m = build(&ModelSpec::Resnet(ResnetSpec::default()), &[3, 32, 32], 10);
+    // He et al. 2016, Table 6: ResNet-20 has 0.27 M parameters. By hand: stem conv
+    // 3·16·9 = 432 and its BatchNorm 32; stage 1: 3 blocks × 2 × (16·16·9 + 32) = 14 016;
+    // stage 2: 16·32·9 + 5 × 32·32·9 + 6 × 64 = 51 072; stage 3: 32·64·9 + 5 × 64·64·9
+    // + 6 × 128 = 203 520; head 64·10 + 10 = 650. Total 269 722.
+    assert_eq!(parameter_count(&m), 269_722);
+    let names: Vec<String> = m.parameters().into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().all(|n| !n.contains("running")), "{names:?}");
+    let all = m.vars.all_vars().len();
+    assert_eq!(
+        all - names.len(),
+        2 * 19,
+        "running mean and variance of 19 BatchNorms"
+    );
+
+    let x = random(&[4, 3, 32, 32], 1, DType::F32);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let features = m
+        .classifier
+        .features(&x, &mut Pass::Train(&mut rng))
+        .unwrap();
+    assert_eq!(features.dims(), [4, 64]);
+    let logits = m.classifier.head(&features).unwrap();
+    assert_eq!(logits.dims(), [4, 10]);
+    let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, var) in m.parameters() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        assert_eq!(g.dims(), var.dims(), "{name}");
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm > 0.0 && norm.is_finite(), "{name}: |g|² = {norm}");
+    }
+}
+
+#[test]
+fn resnet_depths_follow_6n_plus_2() {
+    for (depth, blocks) in [(8, 1), (32, 5)] {
+        let spec = ModelSpec::Resnet(ResnetSpec { depth, width: 4 });
+        let m = build(&spec, &[3, 32, 32], 7);
+        let convs = m
+            .vars
+            .data()
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.ends_with("conv1.weight"))
+            .count();
+        assert_eq!(convs, 3 * blocks, "depth {depth}");
+        let x = random(&[2, 3, 32, 32], 2, DType::F32);
+        let logits = m.classifier.logits(&x, &mut Pass::Eval).unwrap();
+        assert_eq!(logits.dims(), [2, 7]);
+    }
+}
+
+#[test]
+fn lenet5_takes_28_and_32_pixel_images_and_nothing_else() {
+    let spec = ModelSpec::Lenet5(Lenet5Spec::default());
+    for input in [[1, 28, 28], [3, 32, 32]] {
+        let m = build(&spec, &input, 10);
+        let x = random(&[5, input[0], input[1], input[2]], 3, DType::F32);
+        let features = m.classifier.features(&x, &mut Pass::Eval).unwrap();
+        assert_eq!(features.dims(), [5, 84]);
+        assert_eq!(m.classifier.head(&features).unwrap().dims(), [5, 10]);
+    }
+    // 1×28×28: conv1 1·6·25 + 6, conv2 6·16·25 + 16, 400·120 + 120, 120·84 + 84, 84·10 + 10.
+    assert_eq!(parameter_count(&build(&spec, &[1, 28, 28], 10)), 61_706);
+    let err = model::build(&spec, &[1, 30, 30], 10, 0, &Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("28×28 or 32×32"), "{err:#}");
+}
+
+#[test]
+fn batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation() {
+    let spec = ModelSpec::Resnet(ResnetSpec { depth: 8, width: 2 });
+    let m = build(&spec, &[1, 8, 8], 3);
+    let running = |name: &str| {
+        m.vars.data().lock().unwrap()[name]
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(running("stem_norm.running_mean"), [0.0, 0.0]);
+    assert_eq!(running("stem_norm.running_var"), [1.0, 1.0]);
+    // Inputs with mean 3 and a large spread: batch statistics differ from the initial
+    // running ones, so the two modes must give different outputs.
+    let x = ((random(&[6, 1, 8, 8], 4, DType::F32) * 5.0).unwrap() + 3.0).unwrap();
+    let eval_before = m.classifier.logits(&x, &mut Pass::Eval).unwrap();
+    assert_eq!(
+        running("stem_norm.running_mean"),
+        [0.0, 0.0],
+        "evaluation must not update the running statistics"
+    );
+    let eval_again = m.classifier.logits(&x, &mut Pass::Eval).unwrap();
+    assert_eq!(
+        eval_before.to_vec2::<f32>().unwrap(),
+        eval_again.to_vec2::<f32>().unwrap()
+    );
+
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let train = m.classifier.logits(&x, &mut Pass::Train(&mut rng)).unwrap();
+    let diff = (train - &eval_before)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        diff > 1e-3,
+        "training and evaluation outputs agree ({diff})"
+    );
+
+    // One training pass moves the running statistics by momentum 0.1 towards the batch
+    // statistics of the stem convolution's output: mean exactly, variance unbiased.
+    let stem = {
+        let vars = m.vars.data().lock().unwrap();
+        let w = vars["stem.weight"].as_tensor().clone();
+        x.conv2d(&w, 1, 1, 1, 1).unwrap()
+    };
+    let per_channel = stem.transpose(0, 1).unwrap().flatten_from(1).unwrap();
+    let count = per_channel.dim(1).unwrap() as f32;
+    let mean = per_channel
+        .mean(D::Minus1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let var = per_channel
+        .broadcast_sub(&per_channel.mean_keepdim(D::Minus1).unwrap())
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum(D::Minus1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for c in 0..2 {
+        let expected_mean = 0.1 * mean[c];
+        let expected_var = 0.9 + 0.1 * var[c] / (count - 1.0);
+        let got_mean = running("stem_norm.running_mean")[c];
+        let got_var = running("stem_norm.running_var")[c];
+        assert!((got_mean - expected_mean).abs() < 1e-4 * (1.0 + expected_mean.abs()));
+        assert!(
+            (got_var - expected_var).abs() < 1e-4 * expected_var,
+            "{got_var} vs {expected_var}"
+        );
+    }
+    // The running statistics are saved with the weights.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    m.vars.save(&path).unwrap();
+    let saved = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    assert!(saved.contains_key("stem_norm.running_var"));
+}
+
+/// A convolution with its own weights in f64, from a seeded VarBuilder.
+fn conv(shape: ConvShape, kernel: ConvKernel, vars: &VarMap) -> Conv2d {
+    let backend = SeededVars::new(vars.clone(), ChaCha8Rng::seed_from_u64(9));
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F64, Device::Cpu);
+    Conv2d::new(shape, kernel, vb).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+#[test]
+fn im2col_convolution_equals_candles_in_values_and_gradients() {
+    for (k, stride, padding, size) in [
+        (3, 1, 1, 8),
+        (3, 2, 1, 8),
+        (5, 1, 2, 7),
+        (5, 1, 0, 9),
+        (3, 2, 0, 7),
+        (1, 1, 0, 5),
+    ] {
+        let shape = ConvShape {
+            inputs: 3,
+            outputs: 4,
+            kernel: k,
+            stride,
+            padding,
+            bias: true,
+        };
+        let vars = VarMap::new();
+        let ours = conv(shape, ConvKernel::Im2col, &vars);
+        let theirs = conv(shape, ConvKernel::Candle, &vars); // the same variables
+        let x = Var::from_tensor(&random(&[2, 3, size, size], 5, DType::F64)).unwrap();
+        let a = ours.forward(x.as_tensor()).unwrap();
+        let b = theirs.forward(x.as_tensor()).unwrap();
+        assert_eq!(a.dims(), b.dims(), "k{k} s{stride} p{padding}");
+        assert!(max_abs_diff(&a, &b) < 1e-12, "k{k} s{stride} p{padding}");
+
+        let ga = (&a * &a).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&b * &b).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut tensors: Vec<Tensor> = vars
+            .all_vars()
+            .iter()
+            .map(|v| v.as_tensor().clone())
+            .collect();
+        tensors.push(x.as_tensor().clone());
+        for t in &tensors {
+            let (ga, gb) = (ga.get(t).unwrap(), gb.get(t).unwrap());
+            assert!(
+                max_abs_diff(ga, gb) < 1e-10,
+                "k{k} s{stride} p{padding}: gradient differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
+    // conv 3×3 stride 2 (im2col) → ReLU → 2×2 max pool → global mean → sum of squares.
+    let shape = ConvShape {
+        inputs: 2,
+        outputs: 3,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        bias: true,
+    };
+    let vars = VarMap::new();
+    let net = conv(shape, ConvKernel::Im2col, &vars);
+    let x = random(&[2, 2, 8, 8], 6, DType::F64);
+    let loss = |x: &Tensor| -> Tensor {
+        let h = model::max_pool2(&net.forward(x).unwrap().relu().unwrap()).unwrap();
+        let h = h.mean(D::Minus1).unwrap().mean(D::Minus1).unwrap();
+        h.sqr().unwrap().sum_all().unwrap()
+    };
+    let grads = loss(&x).backward().unwrap();
+    let h = 1e-6;
+    for var in vars.all_vars() {
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for i in 0..original.len() {
+            let shifted = |delta: f64| {
+                let mut values = original.clone();
+                values[i] += delta;
+                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                loss(&x).to_scalar::<f64>().unwrap()
+            };
+            let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
+            shifted(0.0);
+            assert!(
+                (numeric - analytic[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
+                "element {i}: finite difference {numeric}, backward {}",
+                analytic[i]
+            );
+        }
+    }
+}

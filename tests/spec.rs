@@ -246,6 +246,41 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "val_fraction > 0",
         ),
         (
+            r#"{"name": "x", "model": {"name": "resnet", "depth": 21}}"#,
+            "`model.depth`",
+            "6n+2",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "lenet5"}}"#,
+            "`model.name`",
+            "needs images",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "mnist", "train_subset": 0}}"#,
+            "`dataset.train_subset`",
+            "at least 1 sample",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "mnist", "augment": true}}"#,
+            "`dataset.augment`",
+            "unknown field",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "cifar100", "labels": "medium"}}"#,
+            "`dataset.labels`",
+            "unknown variant",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "cifar10", "train_subset": 10, "val_fraction": 0.05}}"#,
+            "`dataset.val_fraction`",
+            "leaves an empty split",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "svhn"}}"#,
+            "`dataset.name`",
+            "unknown variant",
+        ),
+        (
             r#"{"name": "x", "evaluation": {"bins": 10001}}"#,
             "`evaluation.bins`",
             "at most 10000 bins",

@@ -224,12 +224,7 @@ const CLASSES: u8 = 10;
 /// [`MissingFiles`] (`what` = "MNIST-format", `expected` = the names of the missing file's
 /// variants).
 pub fn read_mnist(dir: &Path, part: Part) -> Result<RawImages> {
-    let prefix = match part {
-        Part::Train => "train",
-        Part::Test => "t10k",
-    };
-    let images_name = format!("{prefix}-images-idx3-ubyte");
-    let labels_name = format!("{prefix}-labels-idx1-ubyte");
+    let (images_name, labels_name) = mnist_file_names(part);
     let images_path = find_idx(dir, &images_name)?;
     let labels_path = find_idx(dir, &labels_name)?;
     let (images_path, labels_path) = match (images_path, labels_path) {
@@ -298,4 +293,37 @@ pub fn read_mnist(dir: &Path, part: Part) -> Result<RawImages> {
         labels: labels.array.data.iter().map(|&l| u32::from(l)).collect(),
         shape: [1, SIDE, SIDE],
     })
+}
+
+/// Writes `raw` as the two uncompressed MNIST-format IDX files of `part` in `dir`
+/// (atomically), under the names [`read_mnist`] looks for. Labels must be < 256.
+pub fn write_mnist(dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
+    let (images_name, labels_name) = mnist_file_names(part);
+    let n = raw.len() as u32;
+    let [_, h, w] = raw.shape;
+    let mut images = [0x0803u32, n, h as u32, w as u32]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect::<Vec<u8>>();
+    images.extend_from_slice(&raw.pixels);
+    let mut labels = [0x0801u32, n]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect::<Vec<u8>>();
+    labels.extend(raw.labels.iter().map(|&l| l as u8));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::store::write_bytes(&dir.join(images_name), &images)?;
+    crate::store::write_bytes(&dir.join(labels_name), &labels)
+}
+
+/// The uncompressed names of the images and labels files of `part`.
+fn mnist_file_names(part: Part) -> (String, String) {
+    let prefix = match part {
+        Part::Train => "train",
+        Part::Test => "t10k",
+    };
+    (
+        format!("{prefix}-images-idx3-ubyte"),
+        format!("{prefix}-labels-idx1-ubyte"),
+    )
 }

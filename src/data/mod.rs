@@ -151,7 +151,7 @@ pub struct Augmentation {
 impl Augmentation {
     pub const PAD: usize = 4;
 
-    fn new(mean: &[f32], std: &[f32], device: &Device) -> Result<Self> {
+    pub fn new(mean: &[f32], std: &[f32], device: &Device) -> Result<Self> {
         let black: Vec<f32> = mean.iter().zip(std).map(|(m, s)| -m / s).collect();
         let channels = black.len();
         Ok(Self {
@@ -162,12 +162,15 @@ impl Augmentation {
     pub fn apply(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
         let (n, _, h, w) = x.dims4()?;
         let p = Self::PAD;
-        // Shift so that black is 0, pad with zeros, shift back.
-        let padded = x
-            .broadcast_sub(&self.black)?
+        // Pad with zeros, then add black on the border only (image pixels stay exact).
+        let border = Tensor::ones((1, 1, h, w), x.dtype(), x.device())?
             .pad_with_zeros(2, p, p)?
             .pad_with_zeros(3, p, p)?
-            .broadcast_add(&self.black)?;
+            .affine(-1.0, 1.0)?;
+        let padded = x
+            .pad_with_zeros(2, p, p)?
+            .pad_with_zeros(3, p, p)?
+            .broadcast_add(&border.broadcast_mul(&self.black)?)?;
         let reversed = Tensor::from_vec((0..w as u32).rev().collect::<Vec<_>>(), w, x.device())?;
         let mut crops = Vec::with_capacity(n);
         for i in 0..n {
@@ -175,7 +178,7 @@ impl Augmentation {
             let dx = rng.random_range(0..=2 * p);
             let crop = padded.get(i)?.narrow(1, dy, h)?.narrow(2, dx, w)?;
             crops.push(if rng.random::<bool>() {
-                crop.index_select(&reversed, 2)?
+                crop.contiguous()?.index_select(&reversed, 2)?
             } else {
                 crop
             });

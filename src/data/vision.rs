@@ -184,7 +184,7 @@ fn download(spec: &DatasetSpec, dir: &Path) -> Result<(RawImages, RawImages)> {
     let train = to_raw(&fetched.train_images, &fetched.train_labels)?;
     let test = to_raw(&fetched.test_images, &fetched.test_labels)?;
     for (raw, part) in [(&train, Part::Train), (&test, Part::Test)] {
-        cache_as_idx(dir, part, raw)
+        idx::write_mnist(dir, part, raw)
             .with_context(|| format!("caching the downloaded {} files", spec.name()))?;
     }
     tracing::info!(
@@ -201,28 +201,4 @@ fn download(spec: &DatasetSpec, _dir: &Path) -> Result<(RawImages, RawImages)> {
         "this smoothlab was built without the `download` feature, so it cannot fetch {}",
         spec.name()
     )
-}
-
-/// Writes `raw` as the two uncompressed IDX files of `part` (atomically).
-#[cfg(feature = "download")]
-fn cache_as_idx(dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
-    let prefix = match part {
-        Part::Train => "train",
-        Part::Test => "t10k",
-    };
-    let n = raw.len() as u32;
-    let [_, h, w] = raw.shape;
-    let mut images = [0x0803u32, n, h as u32, w as u32]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect::<Vec<u8>>();
-    images.extend_from_slice(&raw.pixels);
-    let mut labels = [0x0801u32, n]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect::<Vec<u8>>();
-    labels.extend(raw.labels.iter().map(|&l| l as u8));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::store::write_bytes(&dir.join(format!("{prefix}-images-idx3-ubyte")), &images)?;
-    crate::store::write_bytes(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &labels)
 }

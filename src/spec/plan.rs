@@ -144,7 +144,12 @@ fn refine_section_error(experiment: &Value, error: Invalid) -> Invalid {
     }
     let inner = match (error.path.as_str(), name) {
         ("dataset", "synthetic") => deserialize_at::<SyntheticSpec>(&params).err(),
+        ("dataset", "mnist" | "fashion-mnist") => deserialize_at::<MnistSpec>(&params).err(),
+        ("dataset", "cifar10") => deserialize_at::<CifarSpec>(&params).err(),
+        ("dataset", "cifar100") => deserialize_at::<Cifar100Spec>(&params).err(),
         ("model", "mlp") => deserialize_at::<MlpSpec>(&params).err(),
+        ("model", "lenet5") => deserialize_at::<Lenet5Spec>(&params).err(),
+        ("model", "resnet") => deserialize_at::<ResnetSpec>(&params).err(),
         ("loss", "smoothed_ce") => deserialize_at::<SmoothedCeSpec>(&params).err(),
         ("optimizer", "sgd") => deserialize_at::<SgdSpec>(&params).err(),
         ("optimizer", "adamw") => deserialize_at::<AdamwSpec>(&params).err(),

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
+cargo clippy --all-targets --release --no-default-features -- -D warnings
 cargo test --release

@@ -118,6 +118,8 @@ pub struct TrainCase {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBench {
     pub threads: usize,
+    /// The binary's allocator (`mimalloc` with the default feature, else `system`).
+    pub allocator: String,
     pub cases: Vec<TrainCase>,
 }
 
@@ -156,15 +158,21 @@ impl TrainBench {
         }
         Ok(Self {
             threads: candle_core::utils::get_num_threads(),
+            allocator: if cfg!(feature = "mimalloc") {
+                "mimalloc"
+            } else {
+                "system"
+            }
+            .into(),
             cases,
         })
     }
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "training throughput on the CPU, {} threads (forward + smoothed CE + backward + SGD step)\n\
+            "training throughput on the CPU, {} threads, {} allocator (forward + smoothed CE + backward + SGD step)\n\
              model       input      conv    batch  steps   samples/s\n",
-            self.threads
+            self.threads, self.allocator
         );
         for case in &self.cases {
             out += &format!(

@@ -6,7 +6,7 @@ use super::idx;
 use super::images::{MissingFiles, Part, RawImages};
 use super::{HostDataset, HostSplit};
 use crate::spec::{Cifar100LabelsSpec, DatasetSpec};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::Path;
 
 /// Per-channel mean and standard deviation of the training images' pixels in [0, 1]
@@ -153,6 +153,7 @@ fn no_files_error(
 /// as uncompressed IDX files in `dir`, so the next run reads them locally.
 #[cfg(feature = "download")]
 fn download(spec: &DatasetSpec, dir: &Path) -> Result<(RawImages, RawImages)> {
+    use anyhow::Context;
     use candle_datasets::vision;
     let fetched = match spec {
         DatasetSpec::Mnist(_) => vision::mnist::load(),

@@ -73,7 +73,7 @@ enum Bench {
     /// 100,000 × 100.
     Calibration {
         /// Repetitions; the median is reported.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
         repeats: usize,
         /// Also write the figures to this JSON file.
         #[arg(long)]
@@ -83,14 +83,22 @@ enum Bench {
     /// candle's conv2d and with smoothlab's im2col convolution.
     Train {
         /// Timed steps per case (after one warm-up step).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         steps: usize,
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = at_least_one)]
         batch_size: usize,
         /// Also write the figures to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("expected at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -180,7 +180,7 @@ fn run_inner(
             .as_ref()
             .map(|val| -> Result<Metrics> {
                 let p = predict(
-                    model.classifier.as_ref(),
+                    model.inference.as_ref(),
                     val,
                     data.classes,
                     config.training.eval_batch_size,
@@ -208,7 +208,7 @@ fn run_inner(
         (epochs * n) as f64 / state.timings.train_seconds.max(1e-9);
 
     let eval_started = Instant::now();
-    let classifier = model.classifier.as_ref();
+    let classifier = model.inference.as_ref();
     let eval_batch = config.training.eval_batch_size;
     let test = predict(classifier, &data.test, data.classes, eval_batch)
         .context("predicting the test split")?;
@@ -295,6 +295,8 @@ impl Running {
 }
 
 /// Logits of the whole split in evaluation mode, in large contiguous batches, read back once.
+/// Pass [`Model::inference`](crate::model::Model::inference): through the trainable
+/// network every batch would build an autograd graph.
 pub fn predict(
     classifier: &dyn Classifier,
     split: &Split,

@@ -254,6 +254,24 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
 }
 
 #[test]
+fn bench_sizes_must_be_positive() {
+    let ws = Workspace::new();
+    for args in [
+        ["bench", "train", "--steps", "0"],
+        ["bench", "train", "--batch-size", "0"],
+        ["bench", "calibration", "--repeats", "0"],
+    ] {
+        let out = ws.smoothlab(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("expected at least 1"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
     let ws = Workspace::new();
     let file = ws.write(

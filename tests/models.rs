@@ -307,3 +307,50 @@ fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
         }
     }
 }
+
+#[test]
+fn the_inference_copy_records_no_graph_and_follows_every_update() {
+    use smoothlab::optim::Optimizer;
+    let spec = ModelSpec::Resnet(ResnetSpec { depth: 8, width: 2 });
+    let m = build(&spec, &[1, 8, 8], 3);
+    let x = random(&[4, 1, 8, 8], 5, DType::F32);
+    let through_vars = m.classifier.logits(&x, &mut Pass::Eval).unwrap();
+    let through_views = m.inference.logits(&x, &mut Pass::Eval).unwrap();
+    assert!(
+        through_vars.track_op(),
+        "the trainable network records its graph"
+    );
+    assert!(
+        !through_views.track_op(),
+        "the inference copy must not record a graph"
+    );
+    assert_eq!(
+        through_vars.to_vec2::<f32>().unwrap(),
+        through_views.to_vec2::<f32>().unwrap()
+    );
+
+    // A training step changes weights (optimiser) and running statistics (BatchNorm's
+    // forward pass); the inference copy sees both without being rebuilt.
+    let mut optimizer = Optimizer::new(&Default::default(), m.parameters());
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let loss = m
+        .classifier
+        .logits(&x, &mut Pass::Train(&mut rng))
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    optimizer.backward_step(&loss).unwrap();
+    let after_vars = m.classifier.logits(&x, &mut Pass::Eval).unwrap();
+    let after_views = m.inference.logits(&x, &mut Pass::Eval).unwrap();
+    assert_ne!(
+        after_vars.to_vec2::<f32>().unwrap(),
+        through_vars.to_vec2::<f32>().unwrap(),
+        "the step changed nothing"
+    );
+    assert_eq!(
+        after_vars.to_vec2::<f32>().unwrap(),
+        after_views.to_vec2::<f32>().unwrap()
+    );
+}

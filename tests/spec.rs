@@ -223,7 +223,12 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
         (
             r#"{"name": "x", "model": {"name": "mlp", "hidden": [64, 0]}}"#,
             "`model.hidden[1]`",
-            "≥ 1",
+            "in 1..=65536, got 0",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "mlp", "hidden": [1000000000000]}}"#,
+            "`model.hidden[0]`",
+            "in 1..=65536, got 1000000000000",
         ),
         (
             r#"{"name": "x", "model": {"name": "mlp", "dropout": 1.0}}"#,
@@ -249,6 +254,16 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             r#"{"name": "x", "model": {"name": "resnet", "depth": 21}}"#,
             "`model.depth`",
             "6n+2",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "resnet", "depth": 600000002}}"#,
+            "`model.depth`",
+            "from 8 to 1202",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "resnet", "width": 100000}}"#,
+            "`model.width`",
+            "1..=1024 channels, got 100000",
         ),
         (
             r#"{"name": "x", "model": {"name": "lenet5"}}"#,

@@ -6,7 +6,7 @@ use super::idx;
 use super::images::{MissingFiles, Part, RawImages};
 use super::{HostDataset, HostSplit};
 use crate::spec::{Cifar100LabelsSpec, DatasetSpec};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Per-channel mean and standard deviation of the training images' pixels in [0, 1]
@@ -35,36 +35,14 @@ fn classes(spec: &DatasetSpec) -> usize {
 /// normalises every pixel to `(p/255 − mean_c) / std_c`.
 pub fn load(spec: &DatasetSpec) -> Result<HostDataset> {
     let files = spec.files().expect("an image data set");
-    let read = |part| read_part(spec, &files.dir, part);
-    let (train, test) = match (read(Part::Train), read(Part::Test)) {
-        (Ok(train), Ok(test)) => (train, test),
-        (train, test) => {
-            let missing = |r: &Result<RawImages>| {
-                r.as_ref()
-                    .err()
-                    .is_some_and(|e| e.downcast_ref::<MissingFiles>().is_some())
-            };
-            if !missing(&train) && !missing(&test) {
-                return Err(train.and(test).unwrap_err());
-            }
-            let (train_missing, test_missing) = (missing(&train), missing(&test));
-            let first_missing =
-                if train_missing { train } else { test }.expect_err("a missing part");
-            let downloaded = download(spec, &files.dir)
-                .map_err(|e| no_files_error(spec, &files.dir, first_missing, e))?;
-            let pick = |local: Result<RawImages>, fetched: RawImages, is_missing: bool| {
-                if is_missing {
-                    Ok(fetched)
-                } else {
-                    local
-                }
-            };
-            (
-                pick(read(Part::Train), downloaded.0, train_missing)?,
-                pick(read(Part::Test), downloaded.1, test_missing)?,
-            )
-        }
-    };
+    let (train, test) = read_or_download(
+        spec,
+        &files.dir,
+        read_part(spec, &files.dir, Part::Train),
+        read_part(spec, &files.dir, Part::Test),
+        || download(spec),
+        |part, raw| cache(spec, &files.dir, part, raw),
+    )?;
     let (mean, std) = normalisation(spec);
     Ok(HostDataset {
         train: normalise(
@@ -129,11 +107,61 @@ fn normalise(raw: &RawImages, mean: &[f32], std: &[f32]) -> HostSplit {
     }
 }
 
+/// The parts read from `dir` where they are there, the downloaded ones where they are
+/// missing. Only missing parts are downloaded and cached: a part read locally stays as
+/// it is on disk. A part that is there but unreadable (corrupt, truncated, no
+/// permission) is an error of its own, and nothing is downloaded over it.
+fn read_or_download(
+    spec: &DatasetSpec,
+    dir: &Path,
+    train: Result<RawImages>,
+    test: Result<RawImages>,
+    fetch: impl FnOnce() -> Result<(RawImages, RawImages)>,
+    cache: impl Fn(Part, &RawImages) -> Result<()>,
+) -> Result<(RawImages, RawImages)> {
+    let (train, test) = match (present_or_missing(train)?, present_or_missing(test)?) {
+        (Ok(train), Ok(test)) => return Ok((train, test)),
+        pair => pair,
+    };
+    let missing = train
+        .as_ref()
+        .err()
+        .or(test.as_ref().err())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let (fetched_train, fetched_test) =
+        fetch().map_err(|e| no_files_error(spec, dir, &missing, e))?;
+    let keep = |local: Result<RawImages>, fetched: RawImages, part: Part| match local {
+        Ok(local) => local,
+        Err(_) => {
+            // The data is in memory either way; a read-only `dir` only costs the next
+            // run another download.
+            if let Err(e) = cache(part, &fetched) {
+                tracing::warn!("{e:#}; the downloaded data is used without a local copy");
+            }
+            fetched
+        }
+    };
+    Ok((
+        keep(train, fetched_train, Part::Train),
+        keep(test, fetched_test, Part::Test),
+    ))
+}
+
+/// Splits a read into "there" (`Ok(Ok)`), "missing, may be downloaded" (`Ok(Err)`) and
+/// any other failure (`Err`).
+fn present_or_missing(read: Result<RawImages>) -> Result<Result<RawImages>> {
+    match read {
+        Err(e) if e.downcast_ref::<MissingFiles>().is_none() => Err(e),
+        read => Ok(read),
+    }
+}
+
 /// The files could not be read and could not be downloaded: say where to put them.
 fn no_files_error(
     spec: &DatasetSpec,
     dir: &Path,
-    missing: anyhow::Error,
+    missing: &str,
     download: anyhow::Error,
 ) -> anyhow::Error {
     let how = match spec {
@@ -149,11 +177,10 @@ fn no_files_error(
     )
 }
 
-/// Fetches both parts from the Hugging Face hub through candle-datasets and caches them
-/// as uncompressed IDX files in `dir`, so the next run reads them locally.
+/// Fetches both parts from the Hugging Face hub through candle-datasets (whose loaders
+/// fetch both at once).
 #[cfg(feature = "download")]
-fn download(spec: &DatasetSpec, dir: &Path) -> Result<(RawImages, RawImages)> {
-    use anyhow::Context;
+fn download(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
     use candle_datasets::vision;
     let fetched = match spec {
         DatasetSpec::Mnist(_) => vision::mnist::load(),
@@ -182,24 +209,138 @@ fn download(spec: &DatasetSpec, dir: &Path) -> Result<(RawImages, RawImages)> {
                 shape: [1, 28, 28],
             })
         };
-    let train = to_raw(&fetched.train_images, &fetched.train_labels)?;
-    let test = to_raw(&fetched.test_images, &fetched.test_labels)?;
-    for (raw, part) in [(&train, Part::Train), (&test, Part::Test)] {
-        idx::write_mnist(dir, part, raw)
-            .with_context(|| format!("caching the downloaded {} files", spec.name()))?;
-    }
-    tracing::info!(
-        "downloaded {} and saved it in {}",
-        spec.name(),
-        dir.display()
-    );
-    Ok((train, test))
+    tracing::info!("downloaded {}", spec.name());
+    Ok((
+        to_raw(&fetched.train_images, &fetched.train_labels)?,
+        to_raw(&fetched.test_images, &fetched.test_labels)?,
+    ))
 }
 
 #[cfg(not(feature = "download"))]
-fn download(spec: &DatasetSpec, _dir: &Path) -> Result<(RawImages, RawImages)> {
+fn download(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
     bail!(
         "this smoothlab was built without the `download` feature, so it cannot fetch {}",
         spec.name()
     )
+}
+
+/// Saves a downloaded part in `dir` in the format its reader reads (uncompressed IDX for
+/// the MNIST family, the only data sets that are downloaded), so the next run reads it.
+fn cache(spec: &DatasetSpec, dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
+    match spec {
+        DatasetSpec::Mnist(_) | DatasetSpec::FashionMnist(_) => {
+            idx::write_mnist(dir, part, raw).with_context(|| {
+                format!(
+                    "caching the downloaded {} files in {}",
+                    spec.name(),
+                    dir.display()
+                )
+            })?;
+            tracing::info!(
+                "saved the downloaded {} files in {}",
+                spec.name(),
+                dir.display()
+            );
+            Ok(())
+        }
+        _ => bail!("smoothlab does not cache downloaded {} files", spec.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::MnistSpec;
+    use std::cell::RefCell;
+
+    fn images(pixel: u8) -> RawImages {
+        RawImages {
+            pixels: vec![pixel; 4],
+            labels: vec![1],
+            shape: [1, 2, 2],
+        }
+    }
+
+    fn missing() -> anyhow::Error {
+        MissingFiles {
+            dir: "/data".into(),
+            what: "MNIST-format".into(),
+            expected: vec!["t10k-images-idx3-ubyte".into()],
+        }
+        .into()
+    }
+
+    fn spec() -> DatasetSpec {
+        DatasetSpec::Mnist(MnistSpec::default())
+    }
+
+    #[test]
+    fn only_the_missing_part_is_taken_from_the_download_and_cached() {
+        let cached = RefCell::new(vec![]);
+        let (train, test) = read_or_download(
+            &spec(),
+            Path::new("/data"),
+            Ok(images(1)),
+            Err(missing()),
+            || Ok((images(2), images(3))),
+            |part, raw| {
+                cached.borrow_mut().push((part, raw.pixels[0]));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!((train.pixels[0], test.pixels[0]), (1, 3));
+        assert_eq!(cached.into_inner(), [(Part::Test, 3)]);
+    }
+
+    #[test]
+    fn a_corrupt_part_is_reported_and_nothing_is_downloaded() {
+        let (train, test) = (Err(missing()), Err(anyhow::anyhow!("bytes 0..4 are wrong")));
+        let err = read_or_download(
+            &spec(),
+            Path::new("/data"),
+            train,
+            test,
+            || panic!("must not download"),
+            |_, _| panic!("must not cache"),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "bytes 0..4 are wrong");
+    }
+
+    #[test]
+    fn a_failed_download_says_what_is_missing_and_where_to_put_it() {
+        let err = read_or_download(
+            &spec(),
+            Path::new("/data"),
+            Ok(images(1)),
+            Err(missing()),
+            || bail!("no network"),
+            |_, _| panic!("must not cache"),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        for expected in [
+            "/data: no MNIST-format files here",
+            "no network",
+            "Put the four MNIST files",
+            "in /data, or point dataset.dir at them",
+        ] {
+            assert!(message.contains(expected), "{expected:?} in {message}");
+        }
+    }
+
+    #[test]
+    fn a_failed_cache_write_still_returns_the_downloaded_data() {
+        let (train, test) = read_or_download(
+            &spec(),
+            Path::new("/data"),
+            Err(missing()),
+            Err(missing()),
+            || Ok((images(2), images(3))),
+            |_, _| bail!("read-only file system"),
+        )
+        .unwrap();
+        assert_eq!((train.pixels[0], test.pixels[0]), (2, 3));
+    }
 }

@@ -42,7 +42,14 @@ pub trait Classifier: Send + Sync {
 
 /// A freshly initialised model and its variables.
 pub struct Model {
+    /// The network over the variables themselves: what training differentiates.
     pub classifier: Box<dyn Classifier>,
+    /// The same network over detached views of the same storage, so it always sees the
+    /// current weights and running statistics. candle has no "no-grad" mode: a forward
+    /// pass through variables records an autograd graph that keeps every intermediate
+    /// alive until the output is dropped (gigabytes for a ResNet evaluated in large
+    /// batches). Forward passes through this one record nothing.
+    pub inference: Box<dyn Classifier>,
     /// Every variable, BatchNorm running statistics included (what is saved).
     pub vars: VarMap,
 }
@@ -52,6 +59,10 @@ pub struct Model {
 /// they are updated by the forward pass, never by the optimiser.
 const BUFFER_SUFFIXES: [&str; 2] = [".running_mean", ".running_var"];
 
+fn is_buffer(name: &str) -> bool {
+    BUFFER_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 impl Model {
     /// The variables the optimiser updates, by name.
     pub fn parameters(&self) -> Vec<(String, Var)> {
@@ -60,7 +71,7 @@ impl Model {
             .lock()
             .expect("variable map lock")
             .iter()
-            .filter(|(name, _)| !BUFFER_SUFFIXES.iter().any(|s| name.ends_with(s)))
+            .filter(|(name, _)| !is_buffer(name))
             .map(|(name, var)| (name.clone(), var.clone()))
             .collect()
     }
@@ -97,7 +108,41 @@ pub fn build_with(
     let vars = VarMap::new();
     let backend = SeededVars::new(vars.clone(), seeded(seed, Stream::WeightInit));
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-    let classifier: Box<dyn Classifier> = match spec {
+    let classifier = construct(spec, sample_shape, classes, kernel, vb)?;
+    // Running statistics stay variables: candle-nn's BatchNorm copies a non-variable
+    // tensor into a fresh variable (which would freeze them at their initial values),
+    // and its evaluation pass reads them detached anyway.
+    let views = vars
+        .data()
+        .lock()
+        .expect("variable map lock")
+        .iter()
+        .map(|(name, var)| {
+            let view = if is_buffer(name) {
+                var.as_tensor().clone()
+            } else {
+                var.as_detached_tensor()
+            };
+            (name.clone(), view)
+        })
+        .collect();
+    let vb = VarBuilder::from_tensors(views, DType::F32, device);
+    let inference = construct(spec, sample_shape, classes, kernel, vb)?;
+    Ok(Model {
+        classifier,
+        inference,
+        vars,
+    })
+}
+
+fn construct(
+    spec: &ModelSpec,
+    sample_shape: &[usize],
+    classes: usize,
+    kernel: ConvKernel,
+    vb: VarBuilder,
+) -> Result<Box<dyn Classifier>> {
+    Ok(match spec {
         ModelSpec::Mlp(m) => {
             let inputs = sample_shape.iter().product();
             Box::new(
@@ -119,8 +164,7 @@ pub fn build_with(
                     .with_context(|| format!("building ResNet-{}", m.depth))?,
             )
         }
-    };
-    Ok(Model { classifier, vars })
+    })
 }
 
 /// Inverted dropout with a mask drawn on the host from the run's generator (candle's own

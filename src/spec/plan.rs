@@ -10,6 +10,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// Upper bounds on model sizes: far beyond any published configuration (He et al. 2016
+/// train ResNet-1202 of width 16), low enough that a typo is an error, not an attempt
+/// to allocate petabytes.
+const MAX_RESNET_DEPTH: usize = 1202;
+const MAX_RESNET_WIDTH: usize = 1024;
+const MAX_MLP_WIDTH: usize = 1 << 16;
+
 /// Settings that describe the experiment rather than a run, so they cannot be swept.
 const NOT_SWEEPABLE: [&str; 4] = ["name", "device", "save_model", "sweep"];
 
@@ -255,10 +262,13 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
     }
     match &e.model {
         ModelSpec::Mlp(m) => {
-            if let Some(i) = m.hidden.iter().position(|&w| w == 0) {
+            if let Some(i) = m.hidden.iter().position(|&w| w == 0 || w > MAX_MLP_WIDTH) {
                 return Err(Invalid::new(
                     format!("model.hidden[{i}]"),
-                    "expected a layer width ≥ 1, got 0",
+                    format!(
+                        "expected a layer width in 1..={MAX_MLP_WIDTH}, got {}",
+                        m.hidden[i]
+                    ),
                 ));
             }
             ensure(in_unit_interval(m.dropout), "model.dropout", || {
@@ -272,18 +282,20 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
         }
         ModelSpec::Resnet(m) => {
             ensure(
-                m.depth >= 8 && (m.depth - 2) % 6 == 0,
+                m.depth >= 8 && m.depth <= MAX_RESNET_DEPTH && (m.depth - 2) % 6 == 0,
                 "model.depth",
                 || {
                     format!(
-                        "expected a depth 6n+2 with n ≥ 1 (8, 14, 20, 32, 44, 56, 110, ...), got {}",
+                        "expected a depth 6n+2 from 8 to {MAX_RESNET_DEPTH} (8, 14, 20, 32, 44, 56, 110, ...), got {}",
                         m.depth
                     )
                 },
             )?;
-            ensure(m.width >= 1, "model.width", || {
-                "expected at least 1 channel, got 0".into()
-            })?;
+            ensure(
+                (1..=MAX_RESNET_WIDTH).contains(&m.width),
+                "model.width",
+                || format!("expected 1..={MAX_RESNET_WIDTH} channels, got {}", m.width),
+            )?;
         }
     }
     let convolutional = !matches!(e.model, ModelSpec::Mlp(_));

@@ -7,9 +7,13 @@
 //!   <run-id>/result.json          status, metrics, history, environment, timings
 //!   <run-id>/predictions.safetensors   test.logits/test.labels (+ val.*)
 //!   <run-id>/model.safetensors    final weights (when the experiment sets save_model)
+//!   <run-id>/checkpoint.safetensors    the last epoch's state, while the run is unfinished
+//!   <run-id>/lock                 held while a worker trains the run ([`lock`])
 //! ```
-//! Every file is written to a temporary file in the same directory and renamed into
-//! place, so a crash never leaves a half-written file.
+//! Every file is written through [`crate::atomic`], so a crash never leaves a
+//! half-written file.
+
+pub mod lock;
 
 use crate::spec::RunConfig;
 use crate::train::{EpochRecord, FinalMetrics, Timings};
@@ -27,6 +31,7 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const PREDICTIONS_FILE: &str = "predictions.safetensors";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const EXPERIMENT_FILE: &str = "experiment.json";
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,7 +94,7 @@ impl Environment {
     }
 }
 
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -101,8 +106,13 @@ fn hostname() -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
     Pending,
-    Completed,
-    Failed(String),
+    Completed {
+        finished_at: DateTime<Utc>,
+    },
+    Failed {
+        reason: String,
+        finished_at: DateTime<Utc>,
+    },
     /// A `result.json` that is not a smoothlab result (damaged, or written by hand); the
     /// run is redone and the file kept under `attempts/`.
     Unreadable(String),
@@ -124,8 +134,13 @@ pub fn run_state(run_dir: &Path) -> Result<RunState> {
         return Ok(RunState::Pending);
     }
     match read_result(&path) {
-        Ok(r) if r.status == RunStatus::Completed => Ok(RunState::Completed),
-        Ok(r) => Ok(RunState::Failed(r.error.unwrap_or_default())),
+        Ok(r) if r.status == RunStatus::Completed => Ok(RunState::Completed {
+            finished_at: r.environment.finished_at,
+        }),
+        Ok(r) => Ok(RunState::Failed {
+            reason: r.error.unwrap_or_default(),
+            finished_at: r.environment.finished_at,
+        }),
         Err(e) if e.is::<SchemaMismatch>() => Err(e),
         Err(e) => Ok(RunState::Unreadable(format!("{e:#}"))),
     }
@@ -153,6 +168,10 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
 /// Moves the files of a previous attempt at a run (its result, predictions and model)
 /// into `attempts/<time>-<pid>/` inside the run directory, so that rerunning it never
 /// destroys an earlier result, even if the rerun fails.
+///
+/// Without a result there is no earlier attempt to keep: predictions or a model without
+/// one were written by an attempt killed just before it stored its result, and are
+/// removed (the resumed run writes them again).
 pub fn archive_attempt(run_dir: &Path) -> Result<Option<PathBuf>> {
     let files: Vec<PathBuf> = [RESULT_FILE, PREDICTIONS_FILE, MODEL_FILE]
         .iter()
@@ -160,6 +179,14 @@ pub fn archive_attempt(run_dir: &Path) -> Result<Option<PathBuf>> {
         .filter(|path| path.exists())
         .collect();
     if files.is_empty() {
+        return Ok(None);
+    }
+    if !run_dir.join(RESULT_FILE).exists() {
+        for file in files {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("removing the unfinished {}", file.display()))?;
+            tracing::info!("removed {}, left by an unfinished attempt", file.display());
+        }
         return Ok(None);
     }
     let stamp = format!(
@@ -177,48 +204,23 @@ pub fn archive_attempt(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(archive))
 }
 
-/// Serialises `value` as pretty JSON and writes it atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_vec_pretty(value).context("serialising JSON")?;
-    text.push(b'\n');
-    write_bytes(path, &text)
-}
-
-/// Lets `write` fill a fresh, uniquely named temporary file beside `path` (any writer
-/// that takes a path, such as `VarMap::save`), syncs it, and renames it into place. The
-/// temporary name is created exclusively with a random suffix, so concurrent writers on
-/// one host or on a shared filesystem never share one.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let result = (|| {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        write(temp.path())?;
-        std::fs::File::open(temp.path())?.sync_all()?;
-        temp.persist(path)?;
-        sync_parent(path)
-    })();
-    result.with_context(|| format!("writing {}", path.display()))
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |temp| Ok(std::fs::write(temp, bytes)?))
-}
-
-/// Makes the rename itself durable.
-fn sync_parent(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
+/// Removes the temporary files that a killed writer left in `run_dir` (see
+/// [`crate::atomic`]). Only the run's lock holder calls this, so no write is in flight.
+pub fn remove_leftovers(run_dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", run_dir.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::atomic::is_temporary(&name) {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the leftover {}", path.display()))?;
+            tracing::info!("removed {}, left by an interrupted write", path.display());
+        }
     }
     Ok(())
 }

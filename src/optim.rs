@@ -7,6 +7,7 @@
 use crate::spec::{AdamwSpec, OptimizerSpec, ScheduleSpec, SgdSpec};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
+use std::collections::HashMap;
 use std::f64::consts::PI;
 
 /// A parameter with its per-parameter optimiser state. The state tensors are always
@@ -84,10 +85,7 @@ impl Optimizer {
     /// The per-parameter state, named `<parameter>.momentum_buffer` (SGD) or
     /// `<parameter>.exp_avg` / `<parameter>.exp_avg_sq` (AdamW), as in PyTorch.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let (first, second) = match self.spec {
-            OptimizerSpec::Sgd(_) => ("momentum_buffer", ""),
-            OptimizerSpec::Adamw(_) => ("exp_avg", "exp_avg_sq"),
-        };
+        let (first, second) = self.state_suffixes();
         let mut state = Vec::new();
         for slot in &self.slots {
             let named = [(first, &slot.first), (second, &slot.second)];
@@ -98,6 +96,60 @@ impl Optimizer {
             }
         }
         state
+    }
+
+    /// Updates applied so far, per parameter.
+    pub fn steps(&self) -> Vec<(String, u64)> {
+        self.slots
+            .iter()
+            .map(|s| (s.name.clone(), s.steps))
+            .collect()
+    }
+
+    /// Restores what [`Optimizer::state`] and [`Optimizer::steps`] returned (a checkpoint).
+    /// Every parameter must be accounted for; state tensors are copied, so the restored
+    /// optimiser shares nothing with `state`.
+    pub fn restore(
+        &mut self,
+        state: &HashMap<String, Tensor>,
+        steps: &HashMap<String, u64>,
+    ) -> Result<()> {
+        let (first, second) = self.state_suffixes();
+        for slot in &mut self.slots {
+            let Some(&count) = steps.get(&slot.name) else {
+                candle_core::bail!("no step count for parameter `{}`", slot.name);
+            };
+            let load = |suffix: &str| -> Result<Option<Tensor>> {
+                if suffix.is_empty() {
+                    return Ok(None);
+                }
+                state
+                    .get(&format!("{}.{suffix}", slot.name))
+                    .map(|t| {
+                        if t.shape() != slot.var.shape() {
+                            candle_core::bail!(
+                                "optimiser state `{}.{suffix}` has shape {:?}, the parameter {:?}",
+                                slot.name,
+                                t.dims(),
+                                slot.var.dims()
+                            );
+                        }
+                        t.copy()
+                    })
+                    .transpose()
+            };
+            slot.first = load(first)?;
+            slot.second = load(second)?;
+            slot.steps = count;
+        }
+        Ok(())
+    }
+
+    fn state_suffixes(&self) -> (&'static str, &'static str) {
+        match self.spec {
+            OptimizerSpec::Sgd(_) => ("momentum_buffer", ""),
+            OptimizerSpec::Adamw(_) => ("exp_avg", "exp_avg_sq"),
+        }
     }
 }
 

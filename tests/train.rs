@@ -2,7 +2,6 @@
 //! seed, label smoothing bounds the logit gap, and a diverging run fails cleanly.
 
 use candle_core::Device;
-use indicatif::ProgressBar;
 use smoothlab::spec::{self, RunConfig};
 use smoothlab::train;
 use std::path::Path;
@@ -32,7 +31,7 @@ fn config(overrides: &str) -> RunConfig {
 }
 
 fn train(config: &RunConfig) -> train::Trained {
-    train::run(config, &Device::Cpu, &ProgressBar::hidden())
+    train::run(config, &Device::Cpu, &train::Hooks::none())
         .unwrap_or_else(|f| panic!("{:#}", f.error))
 }
 
@@ -107,7 +106,7 @@ fn a_diverging_run_fails_with_epoch_and_step() {
     let failed = train::run(
         &config(r#", "optimizer": { "name": "sgd", "lr": 1e30 }"#),
         &Device::Cpu,
-        &ProgressBar::hidden(),
+        &train::Hooks::none(),
     )
     .err()
     .expect("lr 1e30 must diverge");
@@ -142,5 +141,122 @@ fn no_validation_split_means_no_temperature() {
         t.validation.is_none()
             && t.metrics.temperature.is_none()
             && t.history[0].val_accuracy.is_none()
+    );
+}
+
+/// Trains `config` with a checkpoint in `dir`, stopping (as a signal would) once
+/// `stop_after` epochs are done, then resumes it to the end.
+fn interrupted_then_resumed(config: &RunConfig, stop_after: usize) -> train::Trained {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let interrupt = AtomicBool::new(false);
+    let steps_per_epoch = 1200usize.div_ceil(config.training.batch_size) as u64;
+    let progress = |p: train::Progress| {
+        if p.done >= stop_after as u64 * steps_per_epoch {
+            interrupt.store(true, Ordering::SeqCst);
+        }
+    };
+    let hooks = train::Hooks {
+        progress: &progress,
+        checkpoint: Some(&path),
+        before_write: &|| Ok(()),
+        interrupt: &interrupt,
+    };
+    let stopped = train::run(config, &Device::Cpu, &hooks)
+        .err()
+        .expect("the run must stop");
+    let interrupted = stopped
+        .error
+        .downcast_ref::<train::Interrupted>()
+        .expect("stopped by the interrupt");
+    assert_eq!(interrupted.epochs_done, stop_after);
+    let peeked = train::checkpoint::peek(&path).unwrap().unwrap();
+    assert_eq!(peeked.epochs_done, stop_after);
+    assert_eq!(peeked.history.len(), stop_after);
+
+    interrupt.store(false, Ordering::SeqCst);
+    let never = |_| {};
+    let hooks = train::Hooks {
+        progress: &never,
+        ..hooks
+    };
+    train::run(config, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error))
+}
+
+fn weights(trained: &train::Trained) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<_> = trained
+        .vars
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, var)| {
+            let values = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            (name.clone(), values)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn a_resumed_run_ends_exactly_like_an_uninterrupted_one() {
+    // SGD with Nesterov momentum; AdamW with dropout (optimiser moments, per-parameter
+    // step counts and the dropout generator all have to survive the checkpoint).
+    let cases = [
+        config(""),
+        config(
+            r#", "model": { "name": "mlp", "hidden": [32, 32], "dropout": 0.2 },
+               "optimizer": { "name": "adamw", "lr": 0.003 }"#,
+        ),
+    ];
+    for config in &cases {
+        let whole = train(config);
+        for stop_after in [1, 3] {
+            let resumed = interrupted_then_resumed(config, stop_after);
+            assert_eq!(
+                weights(&resumed),
+                weights(&whole),
+                "stopped after {stop_after}"
+            );
+            assert_eq!(resumed.metrics, whole.metrics);
+            let losses = |t: &train::Trained| -> Vec<f64> {
+                t.history.iter().map(|r| r.train_loss).collect()
+            };
+            assert_eq!(losses(&resumed), losses(&whole));
+        }
+    }
+}
+
+#[test]
+fn an_unusable_checkpoint_is_set_aside_and_the_run_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let hooks = train::Hooks {
+        checkpoint: Some(&path),
+        ..train::Hooks::none()
+    };
+    let one_epoch = config(r#", "training": { "epochs": 1, "batch_size": 32 }"#);
+    let other = config(r#", "training": { "epochs": 1, "batch_size": 32 }, "seed": 7"#);
+    // Another config's checkpoint (left by the first run), then a file that is no
+    // checkpoint at all: each is moved aside and the run equals a fresh one.
+    train::run(&one_epoch, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error));
+    let foreign = std::fs::read(&path).unwrap();
+    let fresh =
+        train::run(&other, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error));
+    assert_eq!(fresh.metrics, train(&other).metrics);
+    assert_eq!(
+        std::fs::read(path.with_extension("unusable")).unwrap(),
+        foreign
+    );
+
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let fresh =
+        train::run(&other, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error));
+    assert_eq!(fresh.metrics, train(&other).metrics);
+    assert_eq!(
+        std::fs::read(path.with_extension("unusable")).unwrap(),
+        b"not a checkpoint"
     );
 }

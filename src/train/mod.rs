@@ -5,6 +5,11 @@
 //! The loop never reads a number back from the device per batch: per-step losses and
 //! correct counts stay on the device and are read a few times per epoch (which is also
 //! where a NaN/Inf loss is caught, with its exact step).
+//!
+//! With a checkpoint path the run saves its whole state after every epoch and, when a
+//! checkpoint is there at the start, continues from it ([`checkpoint`]).
+
+pub mod checkpoint;
 
 use crate::calibration::{self, Metrics, Predictions, TemperatureFit};
 use crate::data::{self, Split};
@@ -16,9 +21,11 @@ use crate::spec::RunConfig;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use indicatif::ProgressBar;
+use checkpoint::{Checkpoint, Rngs};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Device reads per epoch for the running loss/accuracy (and the NaN check).
@@ -78,10 +85,52 @@ pub struct Failed {
     pub timings: Timings,
 }
 
-/// Trains one run on `device`, advancing `progress` by one per step.
-pub fn run(config: &RunConfig, device: &Device, progress: &ProgressBar) -> Result<Trained, Failed> {
+/// Steps done out of the run's total, with the running training loss of the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub loss: Option<f64>,
+}
+
+/// How a run talks to whoever drives it.
+pub struct Hooks<'a> {
+    /// Called at the start and a few times per epoch.
+    pub progress: &'a dyn Fn(Progress),
+    /// Where the epoch checkpoint is kept; `None` trains without one.
+    pub checkpoint: Option<&'a Path>,
+    /// Called before each checkpoint write; an error stops the run (the caller uses it
+    /// to make sure it still owns the run).
+    pub before_write: &'a dyn Fn() -> Result<()>,
+    /// Set (by a signal handler) to stop the run after the current step with
+    /// [`Interrupted`], leaving the last checkpoint to resume from.
+    pub interrupt: &'a AtomicBool,
+}
+
+impl Hooks<'static> {
+    /// No progress reports, no checkpoints, no interruption.
+    pub fn none() -> Self {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Hooks {
+            progress: &|_| {},
+            checkpoint: None,
+            before_write: &|| Ok(()),
+            interrupt: &NEVER,
+        }
+    }
+}
+
+/// The run was asked to stop (SIGINT/SIGTERM); its last checkpoint is intact.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted after {epochs_done} complete epoch(s)")]
+pub struct Interrupted {
+    pub epochs_done: usize,
+}
+
+/// Trains one run on `device`.
+pub fn run(config: &RunConfig, device: &Device, hooks: &Hooks) -> Result<Trained, Failed> {
     let mut state = State::default();
-    match run_inner(config, device, progress, &mut state) {
+    match run_inner(config, device, hooks, &mut state) {
         Ok((metrics, test, validation, vars)) => Ok(Trained {
             history: state.history,
             metrics,
@@ -108,7 +157,7 @@ struct State {
 fn run_inner(
     config: &RunConfig,
     device: &Device,
-    progress: &ProgressBar,
+    hooks: &Hooks,
     state: &mut State,
 ) -> Result<(FinalMetrics, Predictions, Option<Predictions>, VarMap)> {
     let data = data::load(&config.dataset, config.seed, device).context("loading the data set")?;
@@ -120,9 +169,25 @@ fn run_inner(
         device,
     )?;
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters());
-    let mut shuffle_rng = seeded(config.seed, Stream::Shuffle);
-    let mut dropout_rng = seeded(config.seed, Stream::Dropout);
-    let mut augmentation_rng = seeded(config.seed, Stream::Augmentation);
+    let mut rngs = Rngs {
+        shuffle: seeded(config.seed, Stream::Shuffle),
+        dropout: seeded(config.seed, Stream::Dropout),
+        augmentation: seeded(config.seed, Stream::Augmentation),
+    };
+    let mut first_epoch = 0;
+    if let Some(resumed) = hooks
+        .checkpoint
+        .map(|path| resume(path, config, device))
+        .transpose()?
+        .flatten()
+    {
+        restore(&resumed, &model.vars, &mut optimizer)?;
+        tracing::info!("resuming after epoch {}", resumed.epochs_done);
+        first_epoch = resumed.epochs_done;
+        rngs = resumed.rngs;
+        state.history = resumed.history;
+        state.timings = resumed.timings;
+    }
 
     let n = data.train.len();
     let batch = config.training.batch_size.min(n);
@@ -130,21 +195,32 @@ fn run_inner(
     let epochs = config.training.epochs;
     let bins = config.evaluation.bins;
     let base_lr = config.optimizer.lr();
-    progress.set_length((epochs * steps) as u64);
+    let total = (epochs * steps) as u64;
+    let report = |done: usize, loss: Option<f64>| {
+        (hooks.progress)(Progress {
+            done: done as u64,
+            total,
+            loss,
+        })
+    };
+    report(first_epoch * steps, None);
 
-    for epoch in 0..epochs {
+    for epoch in first_epoch..epochs {
         let started = Instant::now();
         let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut shuffle_rng);
+        order.shuffle(&mut rngs.shuffle);
         let order = Tensor::from_vec(order, n, device)?;
         let mut running = Running::default();
         for step in 0..steps {
+            if hooks.interrupt.load(Ordering::Relaxed) {
+                return Err(Interrupted { epochs_done: epoch }.into());
+            }
             let start = step * batch;
             let len = batch.min(n - start);
             let idx = order.narrow(0, start, len)?;
             let x = data.train.x.index_select(&idx, 0)?;
             let x = match &data.augmentation {
-                Some(augmentation) => augmentation.apply(&x, &mut augmentation_rng)?,
+                Some(augmentation) => augmentation.apply(&x, &mut rngs.augmentation)?,
                 None => x,
             };
             let y = data.train.y.index_select(&idx, 0)?;
@@ -154,9 +230,10 @@ fn run_inner(
 
             let logits = model
                 .classifier
-                .logits(&x, &mut Pass::Train(&mut dropout_rng))?;
+                .logits(&x, &mut Pass::Train(&mut rngs.dropout))?;
             let loss = loss::compute(&config.loss, &logits, &y)?;
             optimizer.backward_step(&loss)?;
+            crate::fault::point("step");
 
             let correct = logits
                 .detach()
@@ -165,10 +242,9 @@ fn run_inner(
                 .to_dtype(DType::F32)?
                 .sum_all()?;
             running.push(loss.detach(), correct, len);
-            progress.inc(1);
             if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
                 running.read(epoch, step)?;
-                progress.set_message(format!("loss {:.4}", running.mean_loss()));
+                report(epoch * steps + step + 1, Some(running.mean_loss()));
             }
         }
         let train_seconds = started.elapsed().as_secs_f64();
@@ -203,6 +279,26 @@ fn run_inner(
         };
         tracing::info!("{}", describe_epoch(&record, epochs));
         state.history.push(record);
+        if let Some(path) = hooks.checkpoint {
+            (hooks.before_write)()?;
+            let checkpoint = Checkpoint {
+                epochs_done: epoch + 1,
+                variables: model
+                    .vars
+                    .data()
+                    .lock()
+                    .expect("variable map lock")
+                    .iter()
+                    .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+                    .collect(),
+                optimizer_state: optimizer.state().into_iter().collect(),
+                optimizer_steps: optimizer.steps().into_iter().collect(),
+                rngs: rngs.clone(),
+                history: state.history.clone(),
+                timings: state.timings.clone(),
+            };
+            checkpoint::save(path, config, &checkpoint).context("saving the epoch checkpoint")?;
+        }
     }
     state.timings.train_samples_per_second =
         (epochs * n) as f64 / state.timings.train_seconds.max(1e-9);
@@ -234,6 +330,48 @@ fn run_inner(
     };
     state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
     Ok((metrics, test, validation, model.vars))
+}
+
+/// The checkpoint at `path`, if there is a usable one: an unreadable checkpoint or one
+/// of another config is set aside (renamed `*.unusable`) and the run starts afresh.
+fn resume(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<Checkpoint>> {
+    match checkpoint::load(path, config, device) {
+        Ok(found) => Ok(found),
+        Err(e) => {
+            let aside = path.with_extension("unusable");
+            tracing::warn!(
+                "{e:#}; starting from scratch, the file is kept as {}",
+                aside.display()
+            );
+            std::fs::rename(path, &aside)
+                .with_context(|| format!("moving {} aside", path.display()))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Puts a checkpoint's variables and optimiser state into a freshly built model.
+fn restore(checkpoint: &Checkpoint, vars: &VarMap, optimizer: &mut Optimizer) -> Result<()> {
+    let variables = vars.data().lock().expect("variable map lock");
+    if variables.len() != checkpoint.variables.len() {
+        bail!(
+            "the checkpoint holds {} variables, the model has {}",
+            checkpoint.variables.len(),
+            variables.len()
+        );
+    }
+    for (name, var) in variables.iter() {
+        let saved = checkpoint
+            .variables
+            .get(name)
+            .with_context(|| format!("the checkpoint has no variable `{name}`"))?;
+        var.set(saved)
+            .with_context(|| format!("restoring variable `{name}`"))?;
+    }
+    optimizer
+        .restore(&checkpoint.optimizer_state, &checkpoint.optimizer_steps)
+        .context("restoring the optimiser state")?;
+    Ok(())
 }
 
 /// Per-step losses and correct counts, still on the device until [`Running::read`].

@@ -5,16 +5,19 @@
 //! [`model`] + [`loss`] + [`optim`] → [`train`] → predictions → [`calibration`] →
 //! [`store`] → [`report`]; [`sweep`] drives a plan.
 
+pub mod atomic;
 pub mod bench;
 pub mod calibration;
 pub mod data;
 pub mod device;
+pub mod fault;
 pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod sweep;

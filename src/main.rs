@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use smoothlab::spec::DeviceSpec;
-use smoothlab::{progress, report, spec, store, sweep, BadInput};
+use smoothlab::sweep::Shard;
+use smoothlab::{atomic, progress, report, slurm, spec, store, sweep, BadInput};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,10 +41,56 @@ enum Command {
         /// Rerun runs whose last attempt failed.
         #[arg(long)]
         retry_failed: bool,
+        /// Run only shard I of N (0-based): the plan's runs I, I+N, I+2N, ...
+        #[arg(long, value_name = "I/N", default_value = "0/1")]
+        shard: Shard,
+        /// Train this many runs at once, each in its own process.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        jobs: usize,
+        /// CPU threads per run (default: the cores divided among the jobs).
+        #[arg(long, value_parser = at_least_one)]
+        threads: Option<usize>,
         /// Print the plan with each run's status, and run nothing.
         #[arg(long)]
         dry_run: bool,
     },
+    /// List every planned run with its state: done, failed, running, stale or pending.
+    Status {
+        /// An experiment file, or an experiment's results directory (which holds the
+        /// experiment.json that `run` keeps).
+        target: PathBuf,
+        /// Results directory, when TARGET is an experiment file.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print an sbatch script for a Slurm job array whose task i runs shard i/N.
+    Slurm {
+        experiment: PathBuf,
+        /// Array tasks (shards).
+        #[arg(long, value_parser = at_least_one)]
+        tasks: usize,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per task, in Slurm's format (e.g. 4:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long, value_parser = at_least_one)]
+        cpus_per_task: Option<usize>,
+        /// GPUs per task.
+        #[arg(long, value_parser = at_least_one)]
+        gpus: Option<usize>,
+        /// Results directory, on a filesystem every node sees.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// auto, cpu, cuda or cuda:N for every task.
+        #[arg(long)]
+        device: Option<DeviceSpec>,
+    },
+    /// Train one run for a supervising `smoothlab run` (reads the job on stdin).
+    #[command(hide = true)]
+    Worker,
     /// Print one run's result readably.
     Show {
         /// A run directory or its result.json.
@@ -108,8 +155,19 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    let command = Cli::parse().command;
+    if let Command::Worker = command {
+        smoothlab::sweep::worker::init_logging();
+        return match sweep::interrupt_flag() {
+            Ok(interrupt) => ExitCode::from(sweep::worker::main(interrupt) as u8),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(sweep::worker::exit::FATAL as u8)
+            }
+        };
+    }
     progress::init_logging();
-    match dispatch(Cli::parse().command) {
+    match dispatch(command) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -126,11 +184,25 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             device,
             force,
             retry_failed,
+            shard,
+            jobs,
+            threads,
             dry_run,
         } => {
             let plan = spec::load(&experiment)?;
             if dry_run {
-                print!("{}", sweep::describe_plan(&plan, &results)?);
+                let dir = sweep::experiment_dir(&plan, &results);
+                let statuses: Vec<_> = sweep::status::collect(&plan, &dir)?
+                    .into_iter()
+                    .filter(|s| shard.contains(s.position))
+                    .collect();
+                println!(
+                    "{}: {} run(s) of shard {shard} in {}",
+                    plan.file.display(),
+                    statuses.len(),
+                    dir.display()
+                );
+                print!("{}", sweep::status::table(&statuses));
                 return Ok(ExitCode::SUCCESS);
             }
             let options = sweep::RunOptions {
@@ -138,15 +210,86 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 device,
                 force,
                 retry_failed,
+                shard,
+                jobs,
+                threads,
+                executable: std::env::current_exe()?,
             };
             let summary = sweep::run(&plan, &options)?;
             println!("{}", summary.line());
-            Ok(if summary.failed.is_empty() {
+            Ok(if !summary.interrupted.is_empty() {
+                ExitCode::from(sweep::worker::exit::INTERRUPTED as u8)
+            } else if summary.failed.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
+        Command::Status {
+            target,
+            results,
+            format,
+        } => {
+            let (plan, dir) = if target.is_dir() {
+                let file = target.join(store::EXPERIMENT_FILE);
+                if !file.is_file() {
+                    return Err(BadInput(anyhow::anyhow!(
+                        "{} holds no {}: give an experiment file or the results directory of one experiment",
+                        target.display(),
+                        store::EXPERIMENT_FILE
+                    ))
+                    .into());
+                }
+                (spec::load(&file)?, target)
+            } else {
+                let plan = spec::load(&target)?;
+                let dir = sweep::experiment_dir(&plan, &results);
+                (plan, dir)
+            };
+            let statuses = sweep::status::collect(&plan, &dir)?;
+            match format {
+                Format::Table => {
+                    println!("{}: {}", plan.experiment.name, dir.display());
+                    print!("{}", sweep::status::table(&statuses));
+                }
+                Format::Json => {
+                    let json = serde_json::json!({
+                        "experiment": plan.experiment.name,
+                        "dir": dir,
+                        "summary": sweep::status::summary_line(&statuses),
+                        "runs": statuses,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&json)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Slurm {
+            experiment,
+            tasks,
+            partition,
+            time,
+            cpus_per_task,
+            gpus,
+            results,
+            device,
+        } => {
+            let plan = spec::load(&experiment)?;
+            let options = slurm::SlurmOptions {
+                tasks,
+                partition,
+                time,
+                cpus_per_task,
+                gpus,
+                results,
+                device,
+            };
+            let script =
+                slurm::script(&plan, &options, &std::env::current_exe()?).map_err(BadInput)?;
+            print!("{script}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => unreachable!("handled in main"),
         Command::Show { run } => {
             let result = store::read_result(&run).map_err(BadInput)?;
             print!("{}", report::show(&result));
@@ -189,7 +332,7 @@ fn report_bench(
 ) -> anyhow::Result<ExitCode> {
     print!("{table}");
     if let Some(path) = json {
-        store::write_json(&path, figures)?;
+        atomic::write_json(&path, figures)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,15 +25,37 @@ pub fn bar(total: u64, prefix: String) -> ProgressBar {
     )
 }
 
+/// The bar counting a sweep's finished runs, above the per-run bars.
+pub fn overall_bar(runs: u64) -> ProgressBar {
+    let style = ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs {elapsed_precise}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    bars().add(ProgressBar::new(runs).with_style(style))
+}
+
+/// Prints a line on stdout above the bars.
+pub fn println(line: &str) {
+    bars().suspend(|| println!("{line}"));
+}
+
+/// Prints a line on stderr above the bars.
+pub fn eprintln(line: &str) {
+    bars().suspend(|| eprintln!("{line}"));
+}
+
 /// Initialises `tracing` from `RUST_LOG` (default `info`), writing to stderr above any bars.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_target(false)
         .with_writer(|| LogWriter)
         .try_init();
+}
+
+/// `RUST_LOG`, or `info`.
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
 struct LogWriter;

@@ -3,7 +3,6 @@
 //! as a user's MNIST directory would be.
 
 use candle_core::Device;
-use indicatif::ProgressBar;
 use smoothlab::data::idx::{read_mnist, write_mnist};
 use smoothlab::data::images::{Part, RawImages};
 use smoothlab::spec;
@@ -52,7 +51,7 @@ fn lenet5_learns_real_mnist_digits() {
     );
     let plan = spec::parse(Path::new("mnist-lenet5.json"), &text).unwrap();
     let config = &plan.runs[0].config;
-    let trained = train::run(config, &Device::Cpu, &ProgressBar::hidden())
+    let trained = train::run(config, &Device::Cpu, &train::Hooks::none())
         .unwrap_or_else(|f| panic!("{:#}", f.error));
     let test = &trained.metrics.test;
     assert_eq!(test.n, 2_000);

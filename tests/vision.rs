@@ -233,7 +233,7 @@ fn a_resnet_trains_on_cifar_files_with_augmentation_reproducibly() {
     let plan = spec::parse(Path::new("cifar-tiny.json"), &text).unwrap();
     let config = &plan.runs[0].config;
     let run = || {
-        train::run(config, &Device::Cpu, &indicatif::ProgressBar::hidden())
+        train::run(config, &Device::Cpu, &train::Hooks::none())
             .unwrap_or_else(|f| panic!("{:#}", f.error))
     };
     let (a, b) = (run(), run());

@@ -312,8 +312,8 @@ pub fn write_mnist(dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
         .collect::<Vec<u8>>();
     labels.extend(raw.labels.iter().map(|&l| l as u8));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::store::write_bytes(&dir.join(images_name), &images)?;
-    crate::store::write_bytes(&dir.join(labels_name), &labels)
+    crate::atomic::write_bytes(&dir.join(images_name), &images)?;
+    crate::atomic::write_bytes(&dir.join(labels_name), &labels)
 }
 
 /// The uncompressed names of the images and labels files of `part`.

@@ -32,7 +32,7 @@ pub struct Plan {
 }
 
 /// One resolved run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedRun {
     /// `<slug of swept values>_<8 hex digits of the config hash>`; a directory name.
     pub id: String,

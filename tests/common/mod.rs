@@ -1,0 +1,89 @@
+//! What the command-line tests share: a temporary workspace and the `smoothlab` binary.
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `smoothlab ARGS...` in the workspace, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smoothlab"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    pub fn smoothlab(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `smoothlab run FILE --results <tmp>/results EXTRA...`, ready to run.
+    pub fn run_command(&self, file: &Path, extra: &[&str]) -> Command {
+        let results = self.results();
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.command(&args)
+    }
+
+    pub fn run(&self, file: &Path, extra: &[&str]) -> Output {
+        self.run_command(file, extra).output().unwrap()
+    }
+
+    pub fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
+        dirs_in(&self.results().join(experiment))
+    }
+}
+
+/// The directories in `dir`, sorted.
+pub fn dirs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

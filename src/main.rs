@@ -217,13 +217,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let summary = sweep::run(&plan, &options)?;
             println!("{}", summary.line());
-            Ok(if !summary.interrupted.is_empty() {
-                ExitCode::from(sweep::worker::exit::INTERRUPTED as u8)
-            } else if summary.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(
+                if !summary.interrupted.is_empty() || !summary.not_started.is_empty() {
+                    ExitCode::from(sweep::worker::exit::INTERRUPTED as u8)
+                } else if summary.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                },
+            )
         }
         Command::Status {
             target,

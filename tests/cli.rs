@@ -423,3 +423,82 @@ fn an_unreadable_result_is_redone_and_kept() {
         "{\"status\": \"compl"
     );
 }
+
+#[test]
+fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    let results = ws.path().join("shared results");
+    let out = ws.smoothlab(&[
+        "slurm",
+        "small.json",
+        "--tasks",
+        "2",
+        "--partition",
+        "gpu-short",
+        "--time",
+        "1-04:00:00",
+        "--cpus-per-task",
+        "4",
+        "--gpus",
+        "1",
+        "--results",
+        results.to_str().unwrap(),
+        "--device",
+        "cuda:0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    let file = std::fs::canonicalize(&file).unwrap();
+    let logs = results.join("small").join("slurm");
+    assert!(
+        logs.is_dir(),
+        "the log directory exists before sbatch needs it"
+    );
+    for line in [
+        "#!/bin/bash",
+        "#SBATCH --array=0-1",
+        &format!("#SBATCH --output={}/%A_%a.out", logs.display()),
+        "#SBATCH --partition=gpu-short",
+        "#SBATCH --time=1-04:00:00",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=B:USR1@120",
+        "trap requeue USR1",
+        r#"  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}""#,
+        r#"export RAYON_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}""#,
+        &format!(
+            r#"'{}' run '{}' --results '{}' --shard "${{SLURM_ARRAY_TASK_ID}}/2" --device cuda:0 &"#,
+            env!("CARGO_BIN_EXE_smoothlab"),
+            file.display(),
+            results.display()
+        ),
+    ] {
+        assert!(
+            script.lines().any(|l| l == line),
+            "no line {line:?} in\n{script}"
+        );
+    }
+    // The script is valid bash.
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", stderr(&syntax));
+
+    for (flag, value) in [
+        ("--partition", "a;rm -rf /"),
+        ("--time", "4h"),
+        ("--tasks", "0"),
+    ] {
+        let out = ws.smoothlab(&["slurm", "small.json", "--tasks", "2", flag, value]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{json, stderr, stdout, Workspace};
+use common::{stderr, stdout, Workspace, SWEEP};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use rand::{Rng, SeedableRng};
@@ -14,16 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Four runs of three epochs (13 steps each).
-const SWEEP: &str = r#"{
-  "name": "sweep",
-  "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 800, "test_size": 300, "class_sep": 1.0 },
-  "model": { "name": "mlp", "hidden": [32], "dropout": 0.1 },
-  "optimizer": { "name": "sgd", "lr": 0.1, "momentum": 0.9 },
-  "training": { "epochs": 3, "batch_size": 64 },
-  "device": "cpu",
-  "sweep": { "loss.smoothing": [0.0, 0.1], "seed": [0, 1] }
-}"#;
 const RUNS: usize = 4;
 
 /// Starts `command` as the leader of a new process group, so that a crash point (which
@@ -38,29 +28,6 @@ fn kill_group(child: &Child) {
 
 fn killed(status: ExitStatus) -> bool {
     status.signal() == Some(Signal::SIGKILL as i32)
-}
-
-/// Per run: the metrics and the training losses per epoch (what must not depend on
-/// interruptions).
-fn outcomes(results: &Path) -> BTreeMap<String, serde_json::Value> {
-    run_dirs(results)
-        .into_iter()
-        .map(|dir| {
-            let result = json(&dir.join("result.json"));
-            assert_eq!(result["status"], "completed", "{}", dir.display());
-            let losses: Vec<_> = result["history"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["train_loss"].clone())
-                .collect();
-            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                id,
-                serde_json::json!({"metrics": result["metrics"], "losses": losses}),
-            )
-        })
-        .collect()
 }
 
 /// `smoothlab status` of the sweep in `file`, as a table.
@@ -86,7 +53,7 @@ fn uninterrupted(sweep: &str) -> BTreeMap<String, serde_json::Value> {
     let file = ws.write("sweep.json", sweep);
     let out = ws.run(&file, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    outcomes(&ws.results())
+    common::outcomes(&ws.results().join("sweep"))
 }
 
 /// Files in the run directories other than a finished run's own.
@@ -122,7 +89,7 @@ fn assert_finished_like(
 ) {
     let out = ws.run(file, &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(&outcomes(&ws.results()), reference);
+    assert_eq!(&common::outcomes(&ws.results().join("sweep")), reference);
     assert_eq!(leftovers(&ws.results()), Vec::<PathBuf>::new());
     let status = ws.smoothlab(&["status", ws.results().join("sweep").to_str().unwrap()]);
     assert!(
@@ -288,7 +255,7 @@ fn two_workers_on_one_results_directory_do_every_run_once() {
         stdout(&outputs[0]),
         stdout(&outputs[1])
     );
-    assert_eq!(outcomes(&ws.results()), reference);
+    assert_eq!(common::outcomes(&ws.results().join("sweep")), reference);
     assert_eq!(leftovers(&ws.results()), Vec::<PathBuf>::new());
 }
 

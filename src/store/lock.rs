@@ -316,7 +316,8 @@ fn random_token() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
-fn slurm_job() -> Option<String> {
+/// The Slurm job this process runs in, as `<array job id>_<task id>` or the job id.
+pub fn slurm_job() -> Option<String> {
     let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
         (Some(job), Some(task)) => Some(format!("{job}_{task}")),

@@ -73,6 +73,9 @@ pub struct Environment {
     /// Threads candle's CPU kernels use (`RAYON_NUM_THREADS` or the physical core count).
     pub threads: usize,
     pub hostname: Option<String>,
+    /// `<array job id>_<task id>` (or the job id) of the Slurm job that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -88,6 +91,7 @@ impl Environment {
             device: device.to_string(),
             threads: candle_core::utils::get_num_threads(),
             hostname: hostname(),
+            slurm_job: lock::slurm_job(),
             started_at,
             finished_at: Utc::now(),
         }

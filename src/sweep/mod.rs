@@ -67,24 +67,31 @@ pub struct Summary {
     pub skipped: Vec<String>,
     /// Run id and reason, for runs that failed now or earlier (and were not retried).
     pub failed: Vec<(String, String)>,
-    /// Runs stopped or not started because of SIGINT/SIGTERM.
+    /// Runs stopped by SIGINT/SIGTERM; they resume from their checkpoints.
     pub interrupted: Vec<String>,
+    /// Runs of this shard not started because of SIGINT/SIGTERM.
+    pub not_started: Vec<String>,
 }
 
 impl Summary {
     pub fn line(&self) -> String {
         let mut line = format!(
             "{} run(s): {} completed now, {} already done, {} failed",
-            self.completed.len() + self.skipped.len() + self.failed.len() + self.interrupted.len(),
+            self.completed.len()
+                + self.skipped.len()
+                + self.failed.len()
+                + self.interrupted.len()
+                + self.not_started.len(),
             self.completed.len(),
             self.skipped.len(),
             self.failed.len()
         );
-        if !self.interrupted.is_empty() {
+        if !self.interrupted.is_empty() || !self.not_started.is_empty() {
             let _ = write!(
                 line,
-                ", {} interrupted (rerun the same command to continue)",
-                self.interrupted.len()
+                ", {} interrupted, {} not started (rerun the same command to continue)",
+                self.interrupted.len(),
+                self.not_started.len()
             );
         }
         for (id, reason) in &self.failed {
@@ -248,7 +255,7 @@ impl Supervisor<'_> {
                     let left = queue.into_iter().chain(waiting.into_iter().map(|(p, _)| p));
                     for position in left {
                         let id = self.plan.runs[position].id.clone();
-                        self.summary.interrupted.push(id);
+                        self.summary.not_started.push(id);
                     }
                     return Ok(());
                 }

@@ -1,8 +1,20 @@
 //! What the command-line tests share: a temporary workspace and the `smoothlab` binary.
 #![allow(dead_code)] // each test file uses its own part of this
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// A sweep named `sweep`: four runs of three epochs (13 steps each).
+pub const SWEEP: &str = r#"{
+  "name": "sweep",
+  "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 800, "test_size": 300, "class_sep": 1.0 },
+  "model": { "name": "mlp", "hidden": [32], "dropout": 0.1 },
+  "optimizer": { "name": "sgd", "lr": 0.1, "momentum": 0.9 },
+  "training": { "epochs": 3, "batch_size": 64 },
+  "device": "cpu",
+  "sweep": { "loss.smoothing": [0.0, 0.1], "seed": [0, 1] }
+}"#;
 
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -86,4 +98,25 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Per completed run in `experiment_dir`: its metrics and its training history without
+/// the wall times, which is what must not depend on how the run was scheduled or
+/// interrupted.
+pub fn outcomes(experiment_dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    dirs_in(experiment_dir)
+        .into_iter()
+        .filter(|dir| dir.join("config.json").exists())
+        .map(|dir| {
+            let result = json(&dir.join("result.json"));
+            assert_eq!(result["status"], "completed", "{}", dir.display());
+            let mut history = result["history"].clone();
+            for record in history.as_array_mut().unwrap() {
+                record.as_object_mut().unwrap().remove("seconds");
+            }
+            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let outcome = serde_json::json!({"metrics": result["metrics"], "history": history});
+            (id, outcome)
+        })
+        .collect()
 }

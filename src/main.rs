@@ -158,7 +158,7 @@ fn main() -> ExitCode {
     let command = Cli::parse().command;
     if let Command::Worker = command {
         smoothlab::sweep::worker::init_logging();
-        return match sweep::interrupt_flag() {
+        return match sweep::interrupt_flag(false) {
             Ok(interrupt) => ExitCode::from(sweep::worker::main(interrupt) as u8),
             Err(e) => {
                 eprintln!("error: {e:#}");

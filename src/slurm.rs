@@ -67,7 +67,14 @@ pub fn script(plan: &Plan, options: &SlurmOptions, executable: &Path) -> Result<
     );
     let _ = writeln!(s, "#SBATCH --job-name=smoothlab-{name}");
     let _ = writeln!(s, "#SBATCH --array=0-{}", tasks - 1);
-    let _ = writeln!(s, "#SBATCH --output={}/%A_%a.out", logs.display());
+    let _ = writeln!(
+        s,
+        "#SBATCH --output={}",
+        sbatch_value(&format!(
+            "{}/%A_%a.out",
+            escape_percent(&logs.to_string_lossy())
+        ))?
+    );
     let _ = writeln!(s, "#SBATCH --open-mode=append");
     if let Some(partition) = &options.partition {
         let _ = writeln!(s, "#SBATCH --partition={partition}");
@@ -91,7 +98,7 @@ pub fn script(plan: &Plan, options: &SlurmOptions, executable: &Path) -> Result<
 requeue() {
   kill -TERM "$worker" 2>/dev/null
   wait "$worker"
-  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" || exit 1
   exit 0
 }
 trap requeue USR1
@@ -121,6 +128,20 @@ fn check_word(flag: &str, value: Option<&str>, allowed: impl Fn(char) -> bool) -
         }
         _ => Ok(()),
     }
+}
+
+/// `%` in a path, protected from sbatch's filename patterns.
+fn escape_percent(path: &str) -> String {
+    path.replace('%', "%%")
+}
+
+/// `value` in double quotes, as sbatch reads `#SBATCH` lines (spaces allowed; a double
+/// quote or a line break cannot be written there).
+fn sbatch_value(value: &str) -> Result<String> {
+    if value.contains(['"', '\n', '\r']) {
+        bail!("the path {value:?} contains a double quote or a line break, which a #SBATCH line cannot hold; use another --results directory");
+    }
+    Ok(format!("\"{value}\""))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

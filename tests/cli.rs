@@ -428,7 +428,7 @@ fn an_unreadable_result_is_redone_and_kept() {
 fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
     let ws = Workspace::new();
     let file = ws.write("small.json", SMALL);
-    let results = ws.path().join("shared results");
+    let results = ws.path().join("shared 100% results");
     let out = ws.smoothlab(&[
         "slurm",
         "small.json",
@@ -458,7 +458,10 @@ fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
     for line in [
         "#!/bin/bash",
         "#SBATCH --array=0-1",
-        &format!("#SBATCH --output={}/%A_%a.out", logs.display()),
+        &format!(
+            "#SBATCH --output=\"{}/%A_%a.out\"",
+            logs.display().to_string().replace('%', "%%")
+        ),
         "#SBATCH --partition=gpu-short",
         "#SBATCH --time=1-04:00:00",
         "#SBATCH --cpus-per-task=4",
@@ -466,7 +469,7 @@ fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
         "#SBATCH --requeue",
         "#SBATCH --signal=B:USR1@120",
         "trap requeue USR1",
-        r#"  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}""#,
+        r#"  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" || exit 1"#,
         r#"export RAYON_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}""#,
         &format!(
             r#"'{}' run '{}' --results '{}' --shard "${{SLURM_ARRAY_TASK_ID}}/2" --device cuda:0 &"#,

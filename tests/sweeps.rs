@@ -17,9 +17,14 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 4;
 
 /// Starts `command` as the leader of a new process group, so that a crash point (which
-/// kills its whole group) and `kill_group` reach the sweep and its workers only.
+/// kills its whole group) and `kill_group` reach the sweep and its workers only. Its
+/// progress lines are dropped; errors still show.
 fn spawn_group(mut command: Command) -> Child {
-    command.process_group(0).spawn().unwrap()
+    command
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn kill_group(child: &Child) {
@@ -402,4 +407,59 @@ fn run_lock_exists(experiment_dir: &Path) -> bool {
                 .any(|e| e.path().join("lock").exists())
         })
         .unwrap_or(false)
+}
+
+#[test]
+fn ctrl_c_stops_the_sweep_cleanly_and_a_rerun_finishes_it_identically() {
+    let sweep = SWEEP.replace(r#""epochs": 3"#, r#""epochs": 30"#);
+    let reference = uninterrupted(&sweep);
+    let ws = Workspace::new();
+    let file = ws.write("sweep.json", &sweep);
+    let mut command = ws.run_command(&file, &["--jobs", "2"]);
+    command
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().unwrap();
+    let dir = ws.results().join("sweep");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !common::dirs_in_if_any(&dir)
+        .iter()
+        .any(|d| d.join("checkpoint.safetensors").exists())
+    {
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A terminal's Ctrl-C: SIGINT to the supervisor and its workers alike.
+    killpg(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("interrupted; it resumes from its last epoch checkpoint"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(rerun the same command to continue)"),
+        "{text}"
+    );
+    // Nothing half-written, no lock left behind.
+    for path in leftovers(&ws.results()) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, "checkpoint.safetensors", "{}", path.display());
+    }
+    let rerun = ws.run(&file, &[]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(
+        stdout(&rerun).contains("resuming after epoch"),
+        "{}",
+        stdout(&rerun)
+    );
+    assert_finished_like(&ws, &file, &reference);
 }

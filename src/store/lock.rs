@@ -154,9 +154,15 @@ impl RunLock {
             let (path, token, lost) = (path.clone(), info.token.clone(), lost.clone());
             std::thread::spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
-                    if check_owner(&path, &token).is_err() {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
+                    match check_owner(&path, &token) {
+                        Ok(()) => {}
+                        Err(e) if e.is::<LockLost>() => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A passing filesystem error (NFS) is not a takeover: try again
+                        // at the next beat; the lock only goes stale after many.
+                        Err(e) => tracing::warn!("checking {}: {e:#}", path.display()),
                     }
                     if let Err(e) = touch(&path) {
                         tracing::warn!("refreshing {}: {e}", path.display());

@@ -106,8 +106,11 @@ pub fn experiment_dir(plan: &Plan, results: &Path) -> PathBuf {
     results.join(&plan.experiment.name)
 }
 
-/// A flag that SIGINT and SIGTERM set (a second signal exits at once with status 130).
-pub fn interrupt_flag() -> Result<&'static AtomicBool> {
+/// A flag that SIGINT and SIGTERM set. With `second_exits`, a second signal exits at
+/// once with status 130 (the supervisor: a user's second Ctrl-C). Workers keep to the
+/// flag: a terminal's Ctrl-C reaches them as well as the supervisor's SIGTERM, and that
+/// pair must still let them stop cleanly at their next step.
+pub fn interrupt_flag(second_exits: bool) -> Result<&'static AtomicBool> {
     static FLAG: AtomicBool = AtomicBool::new(false);
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     let mut result = Ok(());
@@ -115,9 +118,13 @@ pub fn interrupt_flag() -> Result<&'static AtomicBool> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         for signal in [SIGINT, SIGTERM] {
             // The shutdown check goes first, so that it sees the flag of an earlier signal.
-            let registered =
+            let shutdown = if second_exits {
                 signal_hook::flag::register_conditional_shutdown(signal, exit::INTERRUPTED, &FLAG)
-                    .and_then(|_| signal_hook::flag::register(signal, &FLAG));
+                    .map(|_| ())
+            } else {
+                Ok(())
+            };
+            let registered = shutdown.and_then(|()| signal_hook::flag::register(signal, &FLAG));
             if let Err(e) = registered {
                 result = Err(e);
             }
@@ -134,7 +141,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
     let dir = experiment_dir(plan, &options.results);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     save_experiment(plan, &dir)?;
-    let interrupt = interrupt_flag()?;
+    let interrupt = interrupt_flag(true)?;
 
     let threads = options.threads.or_else(|| {
         (options.jobs > 1).then(|| (candle_core::utils::get_num_threads() / options.jobs).max(1))
@@ -197,6 +204,18 @@ struct Active {
     bar: ProgressBar,
     started_at: DateTime<Utc>,
     fatal: Option<String>,
+}
+
+impl Drop for Active {
+    /// A worker still running when its supervisor gives up (an error in the sweep) is
+    /// stopped and waited for before its lock is released: no other worker may start on
+    /// the run while this one can still write.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            terminate(&self.child);
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// What a run needs, decided from the results directory.
@@ -440,9 +459,15 @@ impl Supervisor<'_> {
         let stdout = child.stdout.take().expect("a piped stdout");
         let mut line = serde_json::to_string(&job)?;
         line.push('\n');
-        stdin
-            .write_all(line.as_bytes())
-            .context("sending the job to its worker")?;
+        // A worker that died at once (a Ctrl-C that reached it before its handlers were
+        // in place) closes the pipe: that is this run's outcome, not the sweep's error.
+        let fatal = match stdin.write_all(line.as_bytes()) {
+            Ok(()) => None,
+            Err(e) => {
+                let _ = child.kill();
+                Some(format!("sending the job to its worker: {e}"))
+            }
+        };
         let events = events.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -463,7 +488,7 @@ impl Supervisor<'_> {
             lock,
             bar: progress::bar(0, label),
             started_at: Utc::now(),
-            fatal: None,
+            fatal,
         })
     }
 
@@ -480,16 +505,16 @@ impl Supervisor<'_> {
         let id = done.job.run.id.clone();
         let label = &done.label;
         let code = status.code();
+        if code == Some(exit::LOCK_LOST) || done.lock.is_lost() {
+            progress::println(&format!("{label}: taken over by another worker"));
+            self.summary.skipped.push(id);
+            return Ok(());
+        }
         if code == Some(exit::INTERRUPTED) || (interrupted && code.is_none()) {
             progress::println(&format!(
                 "{label}: interrupted; it resumes from its last epoch checkpoint"
             ));
             self.summary.interrupted.push(id);
-            return Ok(());
-        }
-        if code == Some(exit::LOCK_LOST) {
-            progress::println(&format!("{label}: taken over by another worker"));
-            self.summary.skipped.push(id);
             return Ok(());
         }
         let stored = match code {
@@ -521,6 +546,14 @@ impl Supervisor<'_> {
     /// Stores a failed result for a worker that could not store one itself, with the
     /// epochs its checkpoint reached.
     fn record_crash(&self, done: &Active, reason: String) -> Result<RunResult> {
+        // A worker may die after storing its result (while cleaning up, or killed): that
+        // result is this attempt's (an earlier one was archived before it started).
+        if let Ok(stored) = store::read_result(&done.job.run_dir) {
+            if stored.environment.finished_at >= done.started_at {
+                tracing::warn!("{}: {reason}, after storing its result", done.label);
+                return Ok(stored);
+            }
+        }
         lock::check_owner(done.lock.path(), done.lock.token())?;
         let history = checkpoint::peek(&done.job.run_dir.join(store::CHECKPOINT_FILE))
             .unwrap_or(None)

@@ -195,7 +195,10 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
                 ..result_of(job, &device_name, started_at)
             };
             atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
-            remove_checkpoint(&checkpoint)?;
+            // The result is stored: a checkpoint that cannot be removed is only clutter.
+            if let Err(e) = remove_checkpoint(&checkpoint) {
+                tracing::warn!("{e:#}");
+            }
             Ok(exit::COMPLETED)
         }
         Err(failed) if failed.error.is::<Interrupted>() => {

@@ -77,6 +77,15 @@ impl Workspace {
     }
 }
 
+/// The directories in `dir`, sorted; none while `dir` does not exist.
+pub fn dirs_in_if_any(dir: &Path) -> Vec<PathBuf> {
+    if dir.exists() {
+        dirs_in(dir)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The directories in `dir`, sorted.
 pub fn dirs_in(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)

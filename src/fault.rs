@@ -2,7 +2,8 @@
 //!
 //! `SMOOTHLAB_CRASH_AT=<point>:<n>[:<how>]` makes the n-th arrival (1-based) of this
 //! process at `<point>` crash it. The points are `write` (an atomic write's temporary
-//! file is complete but not yet renamed), `step` (an optimiser step, mid-epoch) and
+//! file is complete but not yet renamed), `step` (an optimiser step, mid-epoch),
+//! `stored` (a worker has stored its result but not yet cleaned up after itself) and
 //! `between-runs` (a run's result is stored, the next run has not started). `<how>` is
 //! `group` (the default: SIGKILL to the whole process group, as `kill -9` of a sweep, a
 //! node failure or a Slurm time limit's final kill does; no destructor runs, nothing is

@@ -110,7 +110,8 @@ fn a_sweep_killed_at_chosen_moments_ends_with_the_uninterrupted_results() {
     let ws = Workspace::new();
     let file = ws.write("sweep.json", SWEEP);
     // Mid-epoch, mid-write (a checkpoint, the predictions or a result, whichever
-    // process gets there first), between runs, and once more of each.
+    // process gets there first), between runs, once more of each, and after a worker
+    // stored its result but before it removed its checkpoint and lock.
     let trials = [
         "step:20",
         "write:5",
@@ -118,6 +119,7 @@ fn a_sweep_killed_at_chosen_moments_ends_with_the_uninterrupted_results() {
         "step:30",
         "write:4",
         "write:2",
+        "stored:1",
     ];
     let mut kept = BTreeMap::new();
     for (i, crash) in trials.iter().enumerate() {

@@ -109,6 +109,7 @@ pub fn claim(run_dir: &Path) -> Result<Claim> {
                 file.write_all(&contents)
                     .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing {}", path.display()))?;
+                remove_abandoned_takeovers(run_dir);
                 return Ok(Claim::Acquired(RunLock::hold(path, info)));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -124,17 +125,6 @@ pub fn claim(run_dir: &Path) -> Result<Claim> {
         "could not claim {}: other workers keep changing it",
         path.display()
     )
-}
-
-/// Removes the lock in `run_dir` if its holder is gone: a worker killed after storing
-/// its result leaves one behind on a finished run.
-pub fn clear_stale(run_dir: &Path) -> Result<()> {
-    if let Some(Holder::Stale { .. }) = inspect(run_dir)? {
-        if let Claim::Acquired(lock) = claim(run_dir)? {
-            drop(lock);
-        }
-    }
-    Ok(())
 }
 
 /// A claimed run. Dropping it stops the heartbeat and removes the lock (if it is still
@@ -290,6 +280,26 @@ fn take_over(path: &Path, seen: &[u8], reason: &str) -> Result<()> {
         }
     }
     std::fs::remove_file(&moved).with_context(|| format!("removing {}", moved.display()))
+}
+
+/// Removes the moved-aside locks of takeovers whose worker was killed midway. Only old
+/// ones: a recent one may belong to a takeover still in progress.
+fn remove_abandoned_takeovers(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    let prefix = format!("{LOCK_FILE}.stale-");
+    for entry in entries.filter_map(Result::ok) {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old && entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn touch(path: &Path) -> std::io::Result<()> {

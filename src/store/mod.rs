@@ -208,6 +208,44 @@ pub fn archive_attempt(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(archive))
 }
 
+/// Cleans up after a worker killed between storing its result and exiting: its lock, its
+/// temporary files and, for a completed run, its checkpoint. Leaves the run alone while
+/// a live worker holds it.
+pub fn tidy_finished(run_dir: &Path, completed: bool) -> Result<()> {
+    let untidy = std::fs::read_dir(run_dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name == lock::LOCK_FILE
+                    || (completed && name == CHECKPOINT_FILE)
+                    || crate::atomic::is_temporary(&name)
+            })
+        })
+        .unwrap_or(false);
+    if !untidy {
+        return Ok(());
+    }
+    let lock::Claim::Acquired(lock) = lock::claim(run_dir)? else {
+        return Ok(());
+    };
+    remove_leftovers(run_dir)?;
+    if completed {
+        remove_checkpoint(run_dir)?;
+    }
+    drop(lock);
+    Ok(())
+}
+
+/// Removes the run's checkpoint, if any: a completed run's result says everything.
+pub fn remove_checkpoint(run_dir: &Path) -> Result<()> {
+    let path = run_dir.join(CHECKPOINT_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
 /// Removes the temporary files that a killed writer left in `run_dir` (see
 /// [`crate::atomic`]). Only the run's lock holder calls this, so no write is in flight.
 pub fn remove_leftovers(run_dir: &Path) -> Result<()> {

@@ -358,7 +358,7 @@ impl Supervisor<'_> {
         let run = &self.plan.runs[position];
         let run_dir = self.run_dir(position);
         if let Some(skipped) = self.stored_outcome(store::run_state(&run_dir)?) {
-            lock::clear_stale(&run_dir)?;
+            store::tidy_finished(&run_dir, matches!(skipped, Skipped::Completed))?;
             return Ok(Decision::Skip(skipped));
         }
         std::fs::create_dir_all(&run_dir)

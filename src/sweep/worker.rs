@@ -195,8 +195,9 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
                 ..result_of(job, &device_name, started_at)
             };
             atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
+            crate::fault::point("stored");
             // The result is stored: a checkpoint that cannot be removed is only clutter.
-            if let Err(e) = remove_checkpoint(&checkpoint) {
+            if let Err(e) = store::remove_checkpoint(&job.run_dir) {
                 tracing::warn!("{e:#}");
             }
             Ok(exit::COMPLETED)
@@ -245,15 +246,6 @@ fn write_predictions(run_dir: &Path, trained: &train::Trained) -> Result<()> {
     splits.extend(trained.validation.as_ref().map(|v| ("val", v)));
     let bytes = calibration::io::safetensors_bytes(&splits)?;
     atomic::write_bytes(&run_dir.join(store::PREDICTIONS_FILE), &bytes)
-}
-
-/// A completed run needs no checkpoint (its result says everything).
-fn remove_checkpoint(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-    }
 }
 
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Single-node Slurm cluster on loopback, for smoothlab's integration tests.
 #
-# Usage: scripts/local-slurm.sh start|stop|status
+# Usage: scripts/local-slurm.sh install|start|stop|status
 #
 # Everything lives under DIR=${SMOOTHLAB_SLURM_DIR:-/tmp/smoothlab-slurm}; the
 # system's /etc/slurm and /etc/munge are never written, so this is safe on a
 # machine that is also a real cluster node. Clients find this cluster only
 # through SLURM_CONF.
 #
+#   install Installs slurmctld, slurmd, slurm-client and munge with apt-get if any is
+#           missing (root only); start does this too.
 #   start   Installs slurmctld, slurmd, slurm-client and munge with apt-get if
 #           any is missing (root only). If a cluster from an earlier start is
 #           still running it is stopped first: every start is a fresh cluster
@@ -249,11 +251,12 @@ status() {
 }
 
 case ${1:-} in
+install) install_packages ;;
 start) start ;;
 stop) stop ;;
 status) status ;;
 *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 install|start|stop|status" >&2
     exit 2
     ;;
 esac

@@ -232,22 +232,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             results,
             format,
         } => {
-            let (plan, dir) = if target.is_dir() {
-                let file = target.join(store::EXPERIMENT_FILE);
-                if !file.is_file() {
-                    return Err(BadInput(anyhow::anyhow!(
-                        "{} holds no {}: give an experiment file or the results directory of one experiment",
-                        target.display(),
-                        store::EXPERIMENT_FILE
-                    ))
-                    .into());
-                }
-                (spec::load(&file)?, target)
-            } else {
-                let plan = spec::load(&target)?;
-                let dir = sweep::experiment_dir(&plan, &results);
-                (plan, dir)
-            };
+            let (plan, dir) = sweep::status::open(&target, &results)?;
             let statuses = sweep::status::collect(&plan, &dir)?;
             match format {
                 Format::Table => {

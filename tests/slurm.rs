@@ -1,9 +1,10 @@
 //! Sweeps on a real Slurm: a job array whose tasks split the plan, and a task warned of
 //! its time limit that requeues itself and resumes from its checkpoints.
 //!
-//! These tests need a Slurm cluster whose jobs run on this machine, found through
-//! `SLURM_CONF`. `scripts/test.sh` (the project's test command) starts a single-node one
-//! with `scripts/local-slurm.sh` and runs them; `cargo test` alone skips them as ignored.
+//! They run against the cluster `SLURM_CONF` names (its jobs must run on this machine),
+//! or else start a single-node cluster on loopback with `scripts/local-slurm.sh`, which
+//! installs Debian's Slurm packages when missing and needs root, and stop it at the end.
+//! Without either they fail, saying so.
 
 mod common;
 
@@ -17,17 +18,55 @@ fn six_runs() -> String {
     SWEEP.replace(r#""seed": [0, 1]"#, r#""seed": [0, 1, 2]"#)
 }
 
-/// Fails loudly when no cluster is configured: an ignored test that is asked to run
-/// must not pass without one.
-fn require_slurm() {
-    let conf = std::env::var_os("SLURM_CONF").unwrap_or_else(|| {
-        panic!("SLURM_CONF is not set; start a cluster with `scripts/local-slurm.sh start`")
-    });
-    assert!(
-        Path::new(&conf).is_file(),
-        "SLURM_CONF={} is not a file",
-        conf.to_string_lossy()
-    );
+/// The cluster the tests submit to: the one `SLURM_CONF` names, or else a single-node
+/// cluster started here with `scripts/local-slurm.sh` (root needed) and stopped, by pid,
+/// when this is dropped — also when a test fails.
+struct Cluster {
+    started_here: bool,
+}
+
+impl Cluster {
+    fn up() -> Self {
+        if let Some(conf) = std::env::var_os("SLURM_CONF") {
+            assert!(
+                Path::new(&conf).is_file(),
+                "SLURM_CONF={} is not a file",
+                conf.to_string_lossy()
+            );
+            return Self {
+                started_here: false,
+            };
+        }
+        let out = Command::new(local_slurm()).arg("start").output().unwrap();
+        assert!(
+            out.status.success(),
+            "starting a local Slurm cluster failed (it needs root; or point SLURM_CONF at a \
+             running cluster):\n{}",
+            stderr(&out)
+        );
+        let conf = stdout(&out)
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix("SLURM_CONF="))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("local-slurm.sh printed no SLURM_CONF: {}", stdout(&out)));
+        // The only test in this binary sets it before starting any thread of its own; the
+        // Slurm clients and the jobs (sbatch exports the environment) read it.
+        std::env::set_var("SLURM_CONF", conf);
+        Self { started_here: true }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.started_here {
+            let _ = Command::new(local_slurm()).arg("stop").status();
+        }
+    }
+}
+
+fn local_slurm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/local-slurm.sh")
 }
 
 /// Runs a Slurm client command and returns its stdout.
@@ -161,10 +200,17 @@ fn local_outcomes(
     common::outcomes(&ws.results().join("sweep"))
 }
 
+/// Both scenarios in one test, so that one cluster serves them and is stopped after both.
 #[test]
-#[ignore = "needs Slurm: scripts/test.sh runs it against a local cluster"]
+fn sweeps_run_on_a_real_slurm() {
+    let _cluster = Cluster::up();
+    a_job_array_runs_every_run_once_with_the_results_of_a_local_run();
+    a_task_warned_of_its_time_limit_requeues_and_resumes_from_its_checkpoint();
+}
+
+/// A 3-task array: every run trained exactly once, by the task owning its shard, with the
+/// results of a local run.
 fn a_job_array_runs_every_run_once_with_the_results_of_a_local_run() {
-    require_slurm();
     let ws = Workspace::new();
     let file = ws.write("sweep.json", &six_runs());
     let results = ws.path().join("slurm-results");
@@ -207,10 +253,9 @@ fn a_job_array_runs_every_run_once_with_the_results_of_a_local_run() {
     assert_eq!(on_slurm, local_outcomes(&ws, &file));
 }
 
-#[test]
-#[ignore = "needs Slurm: scripts/test.sh runs it against a local cluster"]
+/// A task sent USR1 (the warning before its time limit) requeues itself and resumes from
+/// its checkpoint to the results of an uninterrupted local run.
 fn a_task_warned_of_its_time_limit_requeues_and_resumes_from_its_checkpoint() {
-    require_slurm();
     // Two runs long enough (sixty epochs of 47 steps on a wider MLP, seconds each) to be caught in
     // the middle of the first.
     let sweep = SWEEP

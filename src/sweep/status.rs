@@ -5,10 +5,11 @@ use crate::spec::{Plan, PlannedRun};
 use crate::store::lock::{self, Holder};
 use crate::store::{self, RunState};
 use crate::train::checkpoint;
+use crate::BadInput;
 use anyhow::Result;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One planned run's state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +68,27 @@ pub struct RunStatus {
 }
 
 /// The status of every run of `plan` in the experiment directory `dir`.
+/// The plan and experiment directory that `target` names: an experiment file (whose
+/// runs live under `results`), or an experiment's results directory, which holds the
+/// experiment file that `run` keeps.
+pub fn open(target: &Path, results: &Path) -> Result<(Plan, PathBuf)> {
+    if !target.is_dir() {
+        let plan = crate::spec::load(target)?;
+        let dir = super::experiment_dir(&plan, results);
+        return Ok((plan, dir));
+    }
+    let file = target.join(store::EXPERIMENT_FILE);
+    if !file.is_file() {
+        return Err(BadInput(anyhow::anyhow!(
+            "{} holds no {}: give an experiment file or the results directory of one experiment",
+            target.display(),
+            store::EXPERIMENT_FILE
+        ))
+        .into());
+    }
+    Ok((crate::spec::load(&file)?, target.to_path_buf()))
+}
+
 pub fn collect(plan: &Plan, dir: &Path) -> Result<Vec<RunStatus>> {
     plan.runs
         .iter()

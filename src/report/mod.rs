@@ -1,5 +1,7 @@
 //! Human-readable views of results: `smoothlab show` and metric tables.
 
+pub mod plot;
+
 use crate::calibration::{Metrics, TemperatureFit};
 use crate::store::RunResult;
 use std::fmt::Write as _;

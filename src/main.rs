@@ -109,9 +109,52 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Compare runs: one row per group of runs with the mean ± std over its completed
+    /// runs (seeds), failed and missing runs counted; figures and an HTML page on request.
+    Report {
+        /// An experiment's results directory (results/<experiment>), or a directory of them.
+        dir: PathBuf,
+        /// Group by these dotted config keys (or `experiment`), comma-separated; default:
+        /// the swept keys but the seed. `--by ''` puts every run in one group.
+        #[arg(long, value_delimiter = ',', value_name = "KEY,...")]
+        by: Option<Vec<String>>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write the figures (reliability diagrams, metrics against ε, training curves)
+        /// here as SVG and PNG.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
+        /// Write one self-contained HTML page with the table and the figures.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Pictures of trained models.
+    #[command(subcommand)]
+    Viz(Viz),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Viz {
+    /// Müller et al. 2019, Fig. 1: penultimate-layer activations of test examples of three
+    /// classes, projected onto the plane through those classes' last-layer templates;
+    /// one panel per run (needs the runs' model.safetensors: set "save_model": true).
+    Penultimate {
+        /// Run directories, drawn side by side.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Three classes, by index or name (e.g. 0,1,2 or airplane,automobile,bird).
+        #[arg(long)]
+        classes: String,
+        /// Test examples per class (the first in test-set order).
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+        examples: usize,
+        /// Output path without extension: writes OUT.svg and OUT.png.
+        #[arg(long, default_value = "penultimate")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,6 +194,14 @@ fn at_least_one(value: &str) -> Result<usize, String> {
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Md,
+    Csv,
     Json,
 }
 
@@ -293,6 +344,54 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Table => print!("{}", output.table()),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&output)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            dir,
+            by,
+            format,
+            plots,
+            html,
+        } => {
+            let options = report::ReportOptions {
+                dir,
+                by: by.map(|keys| keys.into_iter().filter(|k| !k.is_empty()).collect()),
+                format: match format {
+                    ReportFormat::Table => report::ReportFormat::Table,
+                    ReportFormat::Md => report::ReportFormat::Markdown,
+                    ReportFormat::Csv => report::ReportFormat::Csv,
+                    ReportFormat::Json => report::ReportFormat::Json,
+                },
+                plots,
+                html,
+            };
+            print!("{}", report::report(&options)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Viz(Viz::Penultimate {
+            runs,
+            classes,
+            examples,
+            out,
+        }) => {
+            let figure = report::penultimate::figure(&runs, &classes, examples)?;
+            let dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let stem = out
+                .file_name()
+                .ok_or_else(|| {
+                    BadInput(anyhow::anyhow!(
+                        "--out {}: expected a file path",
+                        out.display()
+                    ))
+                })?
+                .to_string_lossy()
+                .into_owned();
+            for path in figure.write(&dir, &stem)? {
+                println!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,6 +1,12 @@
-//! Human-readable views of results: `smoothlab show` and metric tables.
+//! Human-readable views of results: `smoothlab show`, metric tables, and `smoothlab
+//! report` over whole results directories ([`summary`], [`format`]).
 
+pub mod figures;
+pub mod format;
+pub mod html;
+pub mod penultimate;
 pub mod plot;
+pub mod summary;
 
 use crate::calibration::{Metrics, TemperatureFit};
 use crate::store::RunResult;
@@ -223,4 +229,61 @@ impl CalibrationReport {
         }
         out
     }
+}
+
+/// How `smoothlab report` prints its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// What `smoothlab report` was asked for.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub dir: std::path::PathBuf,
+    /// Grouping keys; the swept keys but the seed when `None`.
+    pub by: Option<Vec<String>>,
+    pub format: ReportFormat,
+    /// Write every figure here as SVG and PNG.
+    pub plots: Option<std::path::PathBuf>,
+    /// Write the self-contained HTML page here.
+    pub html: Option<std::path::PathBuf>,
+}
+
+/// `smoothlab report`: groups the runs under `options.dir`, writes the figures and the
+/// page it is asked for, and returns the table in the requested format.
+pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let collected = summary::collect(&options.dir)?;
+    let keys = options
+        .by
+        .clone()
+        .unwrap_or_else(|| summary::default_keys(&collected));
+    let report = summary::Report::new(collected, keys)?;
+    if options.plots.is_some() || options.html.is_some() {
+        let figures = figures::all(&report)?;
+        if let Some(dir) = &options.plots {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for named in &figures {
+                named.figure.write(dir, &named.stem)?;
+            }
+            tracing::info!("{} figure(s) written to {}", figures.len(), dir.display());
+        }
+        if let Some(path) = &options.html {
+            let title = format!(
+                "smoothlab report: {}",
+                report.collected.experiments.join(", ")
+            );
+            crate::atomic::write_bytes(path, html::page(&title, &report, &figures).as_bytes())?;
+        }
+    }
+    Ok(match options.format {
+        ReportFormat::Table => format::table(&report),
+        ReportFormat::Markdown => format::markdown(&report),
+        ReportFormat::Csv => format::csv(&report),
+        ReportFormat::Json => format::json(&report),
+    })
 }

@@ -1,0 +1,467 @@
+//! `smoothlab report`: the runs of one or several experiments grouped by configuration,
+//! with the mean and standard deviation over each group's completed runs (seeds).
+//!
+//! Every planned run is accounted for: a group counts its completed, failed and missing
+//! (pending, running or stale) runs, so a sweep still in progress reports what it has.
+
+use super::format::{self, Cell};
+use crate::store::{self, RunResult, EXPERIMENT_FILE};
+use crate::sweep::status::{self, State};
+use crate::train::FinalMetrics;
+use crate::BadInput;
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The pseudo-key that groups by experiment (the name in its experiment file).
+pub const EXPERIMENT_KEY: &str = "experiment";
+
+/// One planned run of a report.
+#[derive(Debug, Clone)]
+pub struct ReportRun {
+    pub experiment: String,
+    pub run_id: String,
+    pub dir: PathBuf,
+    /// The resolved config as JSON: what grouping keys look into.
+    pub config: Value,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Completed(Box<RunResult>),
+    Failed {
+        reason: String,
+    },
+    /// Planned, without a result yet: `pending`, `running` or `stale`.
+    Missing {
+        state: &'static str,
+    },
+}
+
+impl ReportRun {
+    pub fn result(&self) -> Option<&RunResult> {
+        match &self.outcome {
+            Outcome::Completed(result) => Some(result),
+            _ => None,
+        }
+    }
+
+    /// The value at a dotted `key` of the config (or the experiment name), `Null` where
+    /// the config has no such key.
+    pub fn key(&self, key: &str) -> Value {
+        if key == EXPERIMENT_KEY {
+            return Value::String(self.experiment.clone());
+        }
+        key.split('.')
+            .try_fold(&self.config, |value, part| value.get(part))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// The runs found under a results directory.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    pub runs: Vec<ReportRun>,
+    /// The swept keys of every experiment, in sweep order, without duplicates.
+    pub swept: Vec<String>,
+    pub experiments: Vec<String>,
+    /// Run directories that hold a result but are not in their experiment's current plan
+    /// (written for an earlier version of the experiment file): named, not mixed in.
+    pub not_in_plan: Vec<PathBuf>,
+}
+
+/// Reads `dir`: the results directory of one experiment (it holds the `experiment.json`
+/// that `run` keeps) or a directory of such directories.
+pub fn collect(dir: &Path) -> Result<Collected> {
+    let experiment_dirs = if dir.join(EXPERIMENT_FILE).is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))
+            .map_err(BadInput)?;
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(EXPERIMENT_FILE).is_file())
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    if experiment_dirs.is_empty() {
+        return Err(BadInput(anyhow::anyhow!(
+            "{} holds no {EXPERIMENT_FILE}, and neither does any directory in it: give the results directory that `smoothlab run` wrote (results/<experiment>) or its parent",
+            dir.display()
+        ))
+        .into());
+    }
+    let mut collected = Collected {
+        runs: vec![],
+        swept: vec![],
+        experiments: vec![],
+        not_in_plan: vec![],
+    };
+    for experiment_dir in experiment_dirs {
+        collect_experiment(&experiment_dir, &mut collected)?;
+    }
+    Ok(collected)
+}
+
+fn collect_experiment(dir: &Path, collected: &mut Collected) -> Result<()> {
+    let (plan, dir) = status::open(dir, dir)?;
+    let name = plan.experiment.name.clone();
+    for key in plan.experiment.sweep.keys() {
+        if !collected.swept.contains(key) {
+            collected.swept.push(key.clone());
+        }
+    }
+    let statuses = status::collect(&plan, &dir)?;
+    for (run, state) in plan.runs.iter().zip(statuses) {
+        let run_dir = dir.join(&run.id);
+        let outcome = match state.state {
+            State::Done => Outcome::Completed(Box::new(store::read_result(&run_dir)?)),
+            State::Failed { reason } => Outcome::Failed { reason },
+            State::Running { .. } => Outcome::Missing { state: "running" },
+            State::Stale { .. } => Outcome::Missing { state: "stale" },
+            State::Pending => Outcome::Missing { state: "pending" },
+        };
+        collected.runs.push(ReportRun {
+            experiment: name.clone(),
+            run_id: run.id.clone(),
+            dir: run_dir,
+            config: serde_json::to_value(&run.config)?,
+            outcome,
+        });
+    }
+    let planned: BTreeSet<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+    let mut others: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            !planned.contains(name.to_string_lossy().as_ref())
+                && e.path().join(store::RESULT_FILE).is_file()
+        })
+        .map(|e| e.path())
+        .collect();
+    others.sort();
+    collected.not_in_plan.extend(others);
+    collected.experiments.push(name);
+    Ok(())
+}
+
+/// A metric of a completed run, as a report column.
+pub struct Metric {
+    /// Column name in CSV and JSON (`<name>_mean`, `<name>_std`).
+    pub name: &'static str,
+    /// Column heading in tables.
+    pub label: &'static str,
+    pub decimals: usize,
+    pub get: fn(&RunResult) -> Option<f64>,
+}
+
+fn test(r: &RunResult) -> Option<&FinalMetrics> {
+    r.metrics.as_ref()
+}
+
+/// The report's metrics: test-set figures, before and after temperature scaling.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        name: "accuracy",
+        label: "accuracy",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.accuracy),
+    },
+    Metric {
+        name: "nll",
+        label: "NLL",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.nll),
+    },
+    Metric {
+        name: "brier",
+        label: "Brier",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.brier),
+    },
+    Metric {
+        name: "ece",
+        label: "ECE",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.ece),
+    },
+    Metric {
+        name: "adaptive_ece",
+        label: "adaptive ECE",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.adaptive_ece),
+    },
+    Metric {
+        name: "classwise_ece",
+        label: "classwise ECE",
+        decimals: 4,
+        get: |r| Some(test(r)?.test.classwise_ece),
+    },
+    Metric {
+        name: "ece_scaled",
+        label: "ECE after T",
+        decimals: 4,
+        get: |r| Some(test(r)?.test_scaled.as_ref()?.ece),
+    },
+    Metric {
+        name: "nll_scaled",
+        label: "NLL after T",
+        decimals: 4,
+        get: |r| Some(test(r)?.test_scaled.as_ref()?.nll),
+    },
+    Metric {
+        name: "temperature",
+        label: "T",
+        decimals: 3,
+        get: |r| Some(test(r)?.temperature.as_ref()?.temperature),
+    },
+    Metric {
+        name: "logit_gap",
+        label: "logit gap",
+        decimals: 2,
+        get: |r| Some(test(r)?.test.mean_true_logit_gap),
+    },
+    Metric {
+        name: "train_seconds",
+        label: "train s",
+        decimals: 1,
+        get: |r| Some(r.timings.train_seconds),
+    },
+];
+
+/// Mean and sample standard deviation (divisor n − 1, as pandas' and R's `sd`) of the
+/// values a metric has in a group's completed runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// `None` with fewer than two values.
+    pub std: Option<f64>,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        let mean = (n > 0).then(|| values.iter().sum::<f64>() / n as f64);
+        let std = mean.filter(|_| n > 1).map(|mean| {
+            let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+            (squares / (n - 1) as f64).sqrt()
+        });
+        Self { n, mean, std }
+    }
+}
+
+/// One group of runs: the same value at every grouping key.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub key: Vec<Value>,
+    /// Indices into [`Collected::runs`], in plan order.
+    pub runs: Vec<usize>,
+    pub completed: usize,
+    pub failed: usize,
+    pub missing: usize,
+    /// One per [`METRICS`] entry.
+    pub stats: Vec<Stat>,
+}
+
+/// Runs grouped by `keys`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub keys: Vec<String>,
+    pub groups: Vec<Group>,
+    pub collected: Collected,
+}
+
+/// The default grouping: every swept key but the seed, and the experiment when there
+/// are several.
+pub fn default_keys(collected: &Collected) -> Vec<String> {
+    let mut keys = vec![];
+    if collected.experiments.len() > 1 {
+        keys.push(EXPERIMENT_KEY.to_string());
+    }
+    keys.extend(collected.swept.iter().filter(|k| *k != "seed").cloned());
+    keys
+}
+
+impl Report {
+    /// Groups `collected` by `keys` (dotted config paths or `experiment`); groups appear
+    /// in the order of their first run. A key that no run's config has is bad input.
+    pub fn new(collected: Collected, keys: Vec<String>) -> Result<Self> {
+        for key in &keys {
+            if collected.runs.iter().all(|r| r.key(key).is_null()) {
+                let known = config_keys(&collected.runs);
+                return Err(BadInput(anyhow::anyhow!(
+                    "--by {key}: no run has this key; expected `experiment` or a dotted config path: {}",
+                    known.join(", ")
+                ))
+                .into());
+            }
+        }
+        let mut groups: Vec<Group> = vec![];
+        for (index, run) in collected.runs.iter().enumerate() {
+            let key: Vec<Value> = keys.iter().map(|k| run.key(k)).collect();
+            let group = match groups.iter_mut().position(|g| g.key == key) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Group {
+                        key,
+                        runs: vec![],
+                        completed: 0,
+                        failed: 0,
+                        missing: 0,
+                        stats: vec![],
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.runs.push(index);
+            match run.outcome {
+                Outcome::Completed(_) => group.completed += 1,
+                Outcome::Failed { .. } => group.failed += 1,
+                Outcome::Missing { .. } => group.missing += 1,
+            }
+        }
+        for group in &mut groups {
+            group.stats = METRICS
+                .iter()
+                .map(|metric| {
+                    let values: Vec<f64> = group
+                        .runs
+                        .iter()
+                        .filter_map(|&i| collected.runs[i].result())
+                        .filter_map(metric.get)
+                        .collect();
+                    Stat::of(&values)
+                })
+                .collect();
+        }
+        Ok(Self {
+            keys,
+            groups,
+            collected,
+        })
+    }
+
+    /// The runs of `group`.
+    pub fn runs<'a>(&'a self, group: &'a Group) -> impl Iterator<Item = &'a ReportRun> + 'a {
+        group.runs.iter().map(|&i| &self.collected.runs[i])
+    }
+
+    /// A group's key as `a=1, b=x` (or `all runs` without keys).
+    pub fn label(&self, group: &Group) -> String {
+        if self.keys.is_empty() {
+            return "all runs".to_string();
+        }
+        self.keys
+            .iter()
+            .zip(&group.key)
+            .map(|(k, v)| format!("{}={}", short_key(k), format::value_text(v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The header and one row of cells per group: the keys, the run counts, each
+    /// metric's mean and standard deviation.
+    pub fn cells(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
+        let mut header: Vec<String> = self.keys.clone();
+        header.extend(["runs", "completed", "failed", "missing"].map(String::from));
+        for m in METRICS {
+            header.push(format!("{}_mean", m.name));
+            header.push(format!("{}_std", m.name));
+        }
+        let rows = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut row: Vec<Cell> = g.key.iter().cloned().map(Cell::Value).collect();
+                for count in [g.runs.len(), g.completed, g.failed, g.missing] {
+                    row.push(Cell::Value(Value::from(count)));
+                }
+                for stat in &g.stats {
+                    row.push(Cell::Number(stat.mean));
+                    row.push(Cell::Number(stat.std));
+                }
+                row
+            })
+            .collect();
+        (header, rows)
+    }
+
+    /// Failed and missing runs, one line each, and the run directories left out.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = vec![];
+        for run in &self.collected.runs {
+            match &run.outcome {
+                Outcome::Completed(_) => {}
+                Outcome::Failed { reason } => {
+                    notes.push(format!("failed: {} ({reason})", run.dir.display()))
+                }
+                Outcome::Missing { state } => {
+                    notes.push(format!("missing: {} ({state})", run.dir.display()))
+                }
+            }
+        }
+        for dir in &self.collected.not_in_plan {
+            notes.push(format!(
+                "left out: {} (not in the current plan of its experiment.json)",
+                dir.display()
+            ));
+        }
+        notes
+    }
+
+    /// Flat JSON records, one per group: key columns, counts, `<metric>_mean/_std`.
+    pub fn records(&self) -> Vec<Map<String, Value>> {
+        let (header, rows) = self.cells();
+        rows.into_iter()
+            .map(|row| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(row.into_iter().map(Cell::into_json))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The last part of a dotted key (`loss.smoothing` → `smoothing`) unless that is
+/// ambiguous in a short label.
+fn short_key(key: &str) -> &str {
+    match key.rsplit_once('.') {
+        Some((_, last)) if last != "name" => last,
+        _ => key,
+    }
+}
+
+/// Every leaf path of the runs' configs, for the error message of an unknown key.
+fn config_keys(runs: &[ReportRun]) -> Vec<String> {
+    fn walk(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+    let mut keys = BTreeSet::new();
+    for run in runs {
+        walk("", &run.config, &mut keys);
+    }
+    keys.into_iter().collect()
+}

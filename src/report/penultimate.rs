@@ -81,7 +81,7 @@ pub fn project(
     })
 }
 
-/// Class names where the data set has them (digits for MNIST).
+/// Class names where the data set has them (`digit k` for MNIST, `class k` otherwise).
 pub fn class_names(spec: &DatasetSpec, classes: usize) -> Vec<String> {
     let known: &[&str] = match spec {
         DatasetSpec::FashionMnist(_) => &[
@@ -105,7 +105,7 @@ pub fn class_names(spec: &DatasetSpec, classes: usize) -> Vec<String> {
     (0..classes)
         .map(|k| match known.get(k) {
             Some(name) => name.to_string(),
-            None if matches!(spec, DatasetSpec::Mnist(_)) => k.to_string(),
+            None if matches!(spec, DatasetSpec::Mnist(_)) => format!("digit {k}"),
             None => format!("class {k}"),
         })
         .collect()

@@ -169,6 +169,55 @@ enum Bench {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Training samples/s of the reference models (MLP 784-512-512-10 with SGD and with
+    /// AdamW, LeNet-5 on 28×28×1, ResNet-20 on 32×32×3) through a run's training step, on
+    /// fixed random batches: the median of several repetitions after a warm-up.
+    Models {
+        /// Cases to run, comma-separated: mlp-sgd, mlp-adamw, lenet5, resnet20.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "mlp-sgd,mlp-adamw,lenet5,resnet20"
+        )]
+        models: Vec<smoothlab::bench::ModelCase>,
+        /// Timed steps per repetition.
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        steps: usize,
+        /// Repetitions; the median is reported, with the minimum and maximum.
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+        repeats: usize,
+        /// Untimed steps before the first repetition.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 128, value_parser = at_least_one)]
+        batch_size: usize,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Also write the figures to this JSON file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// One epoch of the MLP on MNIST-sized random data through the training loop: the
+    /// share of evaluation and calibration metrics in it, and the peak resident memory
+    /// of each epoch of a short run.
+    Epoch {
+        /// Training samples (784 features each) before the validation split; the test
+        /// set has a sixth as many. At least 10, so that every split has a sample.
+        #[arg(long, default_value_t = 60_000, value_parser = at_least_ten)]
+        samples: usize,
+        /// Epochs of the run whose memory is measured.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        epochs: usize,
+        #[arg(long, default_value_t = 128, value_parser = at_least_one)]
+        batch_size: usize,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Also write the figures to this JSON file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3) on the CPU, with
     /// candle's conv2d and with smoothlab's im2col convolution.
     Train {
@@ -184,9 +233,17 @@ enum Bench {
 }
 
 fn at_least_one(value: &str) -> Result<usize, String> {
+    at_least(value, 1)
+}
+
+fn at_least_ten(value: &str) -> Result<usize, String> {
+    at_least(value, 10)
+}
+
+fn at_least(value: &str, min: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        Ok(_) => Err("expected at least 1".into()),
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("expected at least {min}")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -411,6 +468,42 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(Bench::Calibration { repeats, json }) => {
             let figures = smoothlab::bench::CalibrationBench::run(repeats);
+            report_bench(&figures.table(), &figures, json)
+        }
+        Command::Bench(Bench::Models {
+            models,
+            steps,
+            repeats,
+            warmup,
+            batch_size,
+            device,
+            json,
+        }) => {
+            let device = smoothlab::device::open(device)?;
+            let options = smoothlab::bench::ModelsOptions {
+                cases: models,
+                batch_size,
+                warmup,
+                steps,
+                repeats,
+            };
+            let figures = smoothlab::bench::ModelsBench::run(&options, &device)?;
+            report_bench(&figures.table(), &figures, json)
+        }
+        Command::Bench(Bench::Epoch {
+            samples,
+            epochs,
+            batch_size,
+            device,
+            json,
+        }) => {
+            let device = smoothlab::device::open(device)?;
+            let options = smoothlab::bench::EpochOptions {
+                samples,
+                epochs,
+                batch_size,
+            };
+            let figures = smoothlab::bench::EpochBench::run(&options, &device)?;
             report_bench(&figures.table(), &figures, json)
         }
         Command::Bench(Bench::Train {

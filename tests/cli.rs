@@ -194,6 +194,11 @@ fn bench_sizes_must_be_positive() {
         ["bench", "train", "--steps", "0"],
         ["bench", "train", "--batch-size", "0"],
         ["bench", "calibration", "--repeats", "0"],
+        ["bench", "models", "--steps", "0"],
+        ["bench", "models", "--repeats", "0"],
+        ["bench", "models", "--batch-size", "0"],
+        ["bench", "epoch", "--epochs", "0"],
+        ["bench", "epoch", "--samples", "5"],
     ] {
         let out = ws.smoothlab(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -10,6 +10,7 @@
 
 use super::{EpochRecord, Timings};
 use crate::atomic;
+use crate::rng::{seeded, Stream};
 use crate::spec::RunConfig;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -42,6 +43,17 @@ pub struct Rngs {
     pub shuffle: ChaCha8Rng,
     pub dropout: ChaCha8Rng,
     pub augmentation: ChaCha8Rng,
+}
+
+impl Rngs {
+    /// The generators of a run with `seed`, at the start of training.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            shuffle: seeded(seed, Stream::Shuffle),
+            dropout: seeded(seed, Stream::Dropout),
+            augmentation: seeded(seed, Stream::Augmentation),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

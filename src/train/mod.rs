@@ -12,17 +12,18 @@
 pub mod checkpoint;
 
 use crate::calibration::{self, Metrics, Predictions, TemperatureFit};
-use crate::data::{self, Split};
+use crate::data::{self, Dataset, Split};
 use crate::loss;
-use crate::model::{self, Classifier, Pass};
+use crate::model::{self, Classifier, Model, Pass};
 use crate::optim::{self, Optimizer};
-use crate::rng::{seeded, Stream};
-use crate::spec::RunConfig;
+use crate::spec::{LossSpec, RunConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use checkpoint::{Checkpoint, Rngs};
+use checkpoint::Checkpoint;
+pub use checkpoint::Rngs;
 use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,11 +170,7 @@ fn run_inner(
         device,
     )?;
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters());
-    let mut rngs = Rngs {
-        shuffle: seeded(config.seed, Stream::Shuffle),
-        dropout: seeded(config.seed, Stream::Dropout),
-        augmentation: seeded(config.seed, Stream::Augmentation),
-    };
+    let mut rngs = Rngs::seeded(config.seed);
     let mut first_epoch = 0;
     if let Some(resumed) = hooks
         .checkpoint
@@ -189,89 +186,34 @@ fn run_inner(
         state.timings = resumed.timings;
     }
 
-    let n = data.train.len();
-    let batch = config.training.batch_size.min(n);
-    let steps = n.div_ceil(batch);
     let epochs = config.training.epochs;
-    let bins = config.evaluation.bins;
-    let base_lr = config.optimizer.lr();
-    let total = (epochs * steps) as u64;
-    let report = |done: usize, loss: Option<f64>| {
-        (hooks.progress)(Progress {
-            done: done as u64,
-            total,
-            loss,
-        })
-    };
-    report(first_epoch * steps, None);
+    let steps = steps_per_epoch(config, &data);
+    report_progress(hooks, first_epoch * steps, epochs * steps, None);
 
     for epoch in first_epoch..epochs {
         let started = Instant::now();
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rngs.shuffle);
-        let order = Tensor::from_vec(order, n, device)?;
-        let mut running = Running::default();
-        for step in 0..steps {
-            if hooks.interrupt.load(Ordering::Relaxed) {
-                return Err(Interrupted { epochs_done: epoch }.into());
-            }
-            let start = step * batch;
-            let len = batch.min(n - start);
-            let idx = order.narrow(0, start, len)?;
-            let x = data.train.x.index_select(&idx, 0)?;
-            let x = match &data.augmentation {
-                Some(augmentation) => augmentation.apply(&x, &mut rngs.augmentation)?,
-                None => x,
-            };
-            let y = data.train.y.index_select(&idx, 0)?;
-            // The rate at the step's midpoint: warm-up's first step and cosine's last are not 0.
-            let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;
-            optimizer.set_learning_rate(optim::learning_rate(&config.schedule, base_lr, epochs, t));
-
-            let logits = model
-                .classifier
-                .logits(&x, &mut Pass::Train(&mut rngs.dropout))?;
-            let loss = loss::compute(&config.loss, &logits, &y)?;
-            optimizer.backward_step(&loss)?;
-            crate::fault::point("step");
-
-            let correct = logits
-                .detach()
-                .argmax(1)?
-                .eq(&y)?
-                .to_dtype(DType::F32)?
-                .sum_all()?;
-            running.push(loss.detach(), correct, len);
-            if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
-                running.read(epoch, step)?;
-                report(epoch * steps + step + 1, Some(running.mean_loss()));
-            }
-        }
+        let totals = train_epoch(
+            config,
+            &data,
+            &model,
+            &mut optimizer,
+            &mut rngs,
+            epoch,
+            hooks,
+        )?;
         let train_seconds = started.elapsed().as_secs_f64();
         state.timings.train_seconds += train_seconds;
 
         let eval_started = Instant::now();
-        let val_metrics = data
-            .val
-            .as_ref()
-            .map(|val| -> Result<Metrics> {
-                let p = predict(
-                    model.inference.as_ref(),
-                    val,
-                    data.classes,
-                    config.training.eval_batch_size,
-                )?;
-                Ok(calibration::evaluate(&p, bins, 1.0))
-            })
-            .transpose()
+        let val_metrics = validate(model.inference.as_ref(), &data, config)
             .context("evaluating on the validation split")?;
         state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
 
         let record = EpochRecord {
             epoch: epoch + 1,
             lr: optimizer.learning_rate(),
-            train_loss: running.mean_loss(),
-            train_accuracy: running.accuracy(),
+            train_loss: totals.loss,
+            train_accuracy: totals.accuracy,
             val_accuracy: val_metrics.as_ref().map(|m| m.accuracy),
             val_nll: val_metrics.as_ref().map(|m| m.nll),
             val_ece: val_metrics.as_ref().map(|m| m.ece),
@@ -301,10 +243,146 @@ fn run_inner(
         }
     }
     state.timings.train_samples_per_second =
-        (epochs * n) as f64 / state.timings.train_seconds.max(1e-9);
+        (epochs * data.train.len()) as f64 / state.timings.train_seconds.max(1e-9);
 
     let eval_started = Instant::now();
-    let classifier = model.inference.as_ref();
+    let (metrics, test, validation) = final_evaluation(model.inference.as_ref(), &data, config)?;
+    state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
+    Ok((metrics, test, validation, model.vars))
+}
+
+/// Optimiser steps in one epoch of `config` on `data`.
+fn steps_per_epoch(config: &RunConfig, data: &Dataset) -> usize {
+    let n = data.train.len();
+    n.div_ceil(config.training.batch_size.min(n))
+}
+
+fn report_progress(hooks: &Hooks, done: usize, total: usize, loss: Option<f64>) {
+    (hooks.progress)(Progress {
+        done: done as u64,
+        total: total as u64,
+        loss,
+    })
+}
+
+/// Mean training loss and accuracy over one epoch's samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochTotals {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Epoch `epoch` (0-based) of training: a seeded shuffle, then one [`train_step`] per
+/// index-selected batch, the running loss and accuracy read a few times per epoch.
+pub fn train_epoch(
+    config: &RunConfig,
+    data: &Dataset,
+    model: &Model,
+    optimizer: &mut Optimizer,
+    rngs: &mut Rngs,
+    epoch: usize,
+    hooks: &Hooks,
+) -> Result<EpochTotals> {
+    let device = data.train.x.device();
+    let n = data.train.len();
+    let batch = config.training.batch_size.min(n);
+    let steps = steps_per_epoch(config, data);
+    let epochs = config.training.epochs;
+    let base_lr = config.optimizer.lr();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut rngs.shuffle);
+    let order = Tensor::from_vec(order, n, device)?;
+    let mut running = Running::default();
+    for step in 0..steps {
+        if hooks.interrupt.load(Ordering::Relaxed) {
+            return Err(Interrupted { epochs_done: epoch }.into());
+        }
+        let start = step * batch;
+        let len = batch.min(n - start);
+        let idx = order.narrow(0, start, len)?;
+        let x = data.train.x.index_select(&idx, 0)?;
+        let x = match &data.augmentation {
+            Some(augmentation) => augmentation.apply(&x, &mut rngs.augmentation)?,
+            None => x,
+        };
+        let y = data.train.y.index_select(&idx, 0)?;
+        // The rate at the step's midpoint: warm-up's first step and cosine's last are not 0.
+        let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;
+        optimizer.set_learning_rate(optim::learning_rate(&config.schedule, base_lr, epochs, t));
+
+        let (loss, correct) =
+            train_step(model, optimizer, &config.loss, &x, &y, &mut rngs.dropout)?;
+        crate::fault::point("step");
+        running.push(loss, correct, len);
+        if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
+            running.read(epoch, step)?;
+            report_progress(
+                hooks,
+                epoch * steps + step + 1,
+                epochs * steps,
+                Some(running.mean_loss()),
+            );
+        }
+    }
+    Ok(EpochTotals {
+        loss: running.mean_loss(),
+        accuracy: running.accuracy(),
+    })
+}
+
+/// One optimiser step on a batch, as training takes it: forward pass in training mode,
+/// loss, backward pass and update. Returns the step's loss (detached) and its number of
+/// correct predictions (f32), both still on the device: reading them back every step
+/// would stall the device.
+pub fn train_step(
+    model: &Model,
+    optimizer: &mut Optimizer,
+    loss: &LossSpec,
+    x: &Tensor,
+    y: &Tensor,
+    dropout: &mut ChaCha8Rng,
+) -> Result<(Tensor, Tensor)> {
+    let logits = model.classifier.logits(x, &mut Pass::Train(dropout))?;
+    let value = loss::compute(loss, &logits, y)?;
+    optimizer.backward_step(&value)?;
+    let correct = logits
+        .detach()
+        .argmax(1)?
+        .eq(y)?
+        .to_dtype(DType::F32)?
+        .sum_all()?;
+    Ok((value.detach(), correct))
+}
+
+/// The validation pass after each epoch: the validation split's logits in evaluation
+/// mode and their calibration metrics; `None` without a validation split.
+pub fn validate(
+    classifier: &dyn Classifier,
+    data: &Dataset,
+    config: &RunConfig,
+) -> Result<Option<Metrics>> {
+    data.val
+        .as_ref()
+        .map(|val| -> Result<Metrics> {
+            let p = predict(
+                classifier,
+                val,
+                data.classes,
+                config.training.eval_batch_size,
+            )?;
+            Ok(calibration::evaluate(&p, config.evaluation.bins, 1.0))
+        })
+        .transpose()
+}
+
+/// The evaluation at the end of a run: test and validation predictions, the temperature
+/// fitted on the validation split (when enabled) and the metrics before and after it.
+pub fn final_evaluation(
+    classifier: &dyn Classifier,
+    data: &Dataset,
+    config: &RunConfig,
+) -> Result<(FinalMetrics, Predictions, Option<Predictions>)> {
+    let bins = config.evaluation.bins;
     let eval_batch = config.training.eval_batch_size;
     let test = predict(classifier, &data.test, data.classes, eval_batch)
         .context("predicting the test split")?;
@@ -328,8 +406,7 @@ fn run_inner(
             .map(|fit| calibration::evaluate(&test, bins, fit.temperature)),
         temperature,
     };
-    state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
-    Ok((metrics, test, validation, model.vars))
+    Ok((metrics, test, validation))
 }
 
 /// The checkpoint at `path`, if there is a usable one: an unreadable checkpoint or one
@@ -376,7 +453,7 @@ fn restore(checkpoint: &Checkpoint, vars: &VarMap, optimizer: &mut Optimizer) ->
 
 /// Per-step losses and correct counts, still on the device until [`Running::read`].
 #[derive(Default)]
-struct Running {
+pub(crate) struct Running {
     losses: Vec<Tensor>,
     corrects: Vec<Tensor>,
     lens: Vec<usize>,
@@ -388,7 +465,7 @@ struct Running {
 }
 
 impl Running {
-    fn push(&mut self, loss: Tensor, correct: Tensor, len: usize) {
+    pub(crate) fn push(&mut self, loss: Tensor, correct: Tensor, len: usize) {
         self.losses.push(loss);
         self.corrects.push(correct);
         self.lens.push(len);
@@ -399,7 +476,7 @@ impl Running {
     }
 
     /// One device read for all pending steps; fails on the first non-finite loss.
-    fn read(&mut self, epoch: usize, last_step: usize) -> Result<()> {
+    pub(crate) fn read(&mut self, epoch: usize, last_step: usize) -> Result<()> {
         let losses = Tensor::stack(&self.losses, 0)?
             .to_dtype(DType::F32)?
             .to_vec1::<f32>()?;
@@ -423,11 +500,11 @@ impl Running {
         Ok(())
     }
 
-    fn mean_loss(&self) -> f64 {
+    pub(crate) fn mean_loss(&self) -> f64 {
         self.loss_sum / self.samples.max(1) as f64
     }
 
-    fn accuracy(&self) -> f64 {
+    pub(crate) fn accuracy(&self) -> f64 {
         self.correct_sum / self.samples.max(1) as f64
     }
 }

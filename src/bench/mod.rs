@@ -2,6 +2,14 @@
 //! live here, never in tests: this machine is shared and noisy, so each figure is the
 //! median of several repetitions.
 
+mod epoch;
+mod machine;
+mod models;
+
+pub use epoch::{EpochBench, EpochOptions};
+pub use machine::BenchEnvironment;
+pub use models::{ModelCase, ModelsBench, ModelsOptions};
+
 use crate::calibration::{evaluate, fit_temperature, Metrics, Predictions, TemperatureFit};
 use rand::Rng;
 use rand::SeedableRng;
@@ -158,19 +166,14 @@ impl TrainBench {
         }
         Ok(Self {
             threads: candle_core::utils::get_num_threads(),
-            allocator: if cfg!(feature = "mimalloc") {
-                "mimalloc"
-            } else {
-                "system"
-            }
-            .into(),
+            allocator: machine::allocator().into(),
             cases,
         })
     }
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "training throughput on the CPU, {} threads, {} allocator (forward + smoothed CE + backward + SGD step)\n\
+            "training throughput on the CPU, {} threads, {} allocator (a run's training step: forward, loss, backward, SGD update, accuracy)\n\
              model       input      conv    batch  steps   samples/s\n",
             self.threads, self.allocator
         );
@@ -206,7 +209,6 @@ fn train_throughput(
     steps: usize,
     batch: usize,
 ) -> anyhow::Result<f64> {
-    use crate::model::Pass;
     use crate::spec::{LossSpec, OptimizerSpec};
     use candle_core::{Device, Tensor};
     let device = Device::Cpu;
@@ -225,10 +227,7 @@ fn train_throughput(
     let loss = LossSpec::default();
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(4);
     let mut step = || -> anyhow::Result<()> {
-        let logits = model
-            .classifier
-            .logits(&x, &mut Pass::Train(&mut dropout_rng))?;
-        optimizer.backward_step(&crate::loss::compute(&loss, &logits, &y)?)?;
+        crate::train::train_step(&model, &mut optimizer, &loss, &x, &y, &mut dropout_rng)?;
         Ok(())
     };
     step()?;

@@ -72,13 +72,13 @@ fn label_noise_replaces_the_requested_share_and_nothing_else() {
 #[test]
 fn validation_split_is_seeded_disjoint_and_complete() {
     let data = generate_synthetic(&spec()).train;
-    let (train, val) = split_validation(&data, 0.1, 7);
+    let (train, val) = split_validation(data.clone(), 0.1, 7);
     let val = val.unwrap();
     assert_eq!((train.len(), val.len()), (810, 90));
     // Same seed, same split; another seed, another split.
-    let (train_again, _) = split_validation(&data, 0.1, 7);
+    let (train_again, _) = split_validation(data.clone(), 0.1, 7);
     assert_eq!(train, train_again);
-    let (other, _) = split_validation(&data, 0.1, 8);
+    let (other, _) = split_validation(data.clone(), 0.1, 8);
     assert_ne!(train, other);
     // Together the parts are exactly the original samples.
     let rows = |s: &HostSplit| -> Vec<Vec<u32>> {
@@ -95,5 +95,5 @@ fn validation_split_is_seeded_disjoint_and_complete() {
     joined.extend(rows(&val));
     joined.sort();
     assert_eq!(joined, rows(&data));
-    assert!(split_validation(&data, 0.0, 7).1.is_none());
+    assert!(split_validation(data.clone(), 0.0, 7).1.is_none());
 }

@@ -62,12 +62,15 @@ pub struct Split {
 }
 
 impl Split {
-    fn upload(host: &HostSplit, device: &Device) -> Result<Self> {
-        let mut shape = vec![host.len()];
+    /// Moves `host` to `device`; on the CPU its buffers become the tensors' storage
+    /// without a copy.
+    fn upload(host: HostSplit, device: &Device) -> Result<Self> {
+        let n = host.len();
+        let mut shape = vec![n];
         shape.extend_from_slice(&host.sample_shape);
         Ok(Self {
-            x: Tensor::from_slice(&host.features, shape, device)?,
-            y: Tensor::from_slice(&host.labels, host.len(), device)?,
+            x: Tensor::from_vec(host.features, shape, device)?,
+            y: Tensor::from_vec(host.labels, n, device)?,
         })
     }
 
@@ -116,17 +119,25 @@ pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
             host.train.len()
         );
     }
-    let (train, val) = split_validation(&host.train, spec.val_fraction(), seed);
-    let upload = |split: &HostSplit, what: &str| {
+    // Each host buffer is consumed as soon as its successor exists, so that at most
+    // the training set is held twice (while the validation split is carved out).
+    let HostDataset {
+        train,
+        test,
+        classes,
+    } = host;
+    let sample_shape = train.sample_shape.clone();
+    let (train, val) = split_validation(train, spec.val_fraction(), seed);
+    let upload = |split: HostSplit, what: &str| {
         Split::upload(split, device)
             .with_context(|| format!("moving the {what} split to {device:?}"))
     };
     Ok(Dataset {
-        train: upload(&train, "training")?,
-        val: val.as_ref().map(|v| upload(v, "validation")).transpose()?,
-        test: upload(&host.test, "test")?,
-        classes: host.classes,
-        sample_shape: host.train.sample_shape.clone(),
+        train: upload(train, "training")?,
+        val: val.map(|v| upload(v, "validation")).transpose()?,
+        test: upload(test, "test")?,
+        classes,
+        sample_shape,
         augmentation: spec
             .augment()
             .then(|| {
@@ -190,13 +201,13 @@ impl Augmentation {
 /// Holds out `floor(fraction·n)` training samples, chosen by a permutation seeded with
 /// the run's seed; both parts keep the original sample order.
 pub fn split_validation(
-    train: &HostSplit,
+    train: HostSplit,
     fraction: f64,
     seed: u64,
 ) -> (HostSplit, Option<HostSplit>) {
     let n_val = (fraction * train.len() as f64).floor() as usize;
     if n_val == 0 {
-        return (train.clone(), None);
+        return (train, None);
     }
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut seeded(seed, Stream::ValidationSplit));

@@ -48,7 +48,8 @@ fi
 
 mkdir -p "$OUT"
 rm -f "$OUT"/pytorch-*.json "$OUT"/smoothlab-*.json "$OUT"/epoch.json "$OUT"/summary.json
-# candle's matrix products and its elementwise pool both follow RAYON_NUM_THREADS.
+# candle's matrix products follow RAYON_NUM_THREADS (smoothlab runs candle's elementwise
+# pool on one thread unless CANDLE_NUM_THREADS is set; see src/main.rs).
 export RAYON_NUM_THREADS="$THREADS"
 common=(--models "$MODELS" --steps "$STEPS" --repeats "$REPEATS" --warmup "$WARMUP" --batch-size "$BATCH")
 for round in $(seq 1 "$ROUNDS"); do

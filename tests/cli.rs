@@ -45,6 +45,10 @@ fn run_writes_results_then_skips_then_forces() {
         assert_eq!(result["status"], "completed");
         assert_eq!(result["run_id"], dir.file_name().unwrap().to_str().unwrap());
         assert_eq!(result["environment"]["device"], "cpu");
+        assert!(
+            result["environment"].get("gpu").is_none(),
+            "a CPU run has no gpu"
+        );
         assert_eq!(result["history"].as_array().unwrap().len(), 2);
         for key in ["accuracy", "nll", "ece", "mean_true_logit_gap"] {
             assert!(result["metrics"]["test"][key].is_number(), "{key} missing");

@@ -10,10 +10,12 @@ use candle_core::Device;
 pub enum DeviceError {
     #[error("device `{0}` was requested but this smoothlab was built without CUDA; rebuild with `cargo build --release --features cuda`, or use --device cpu")]
     CudaNotCompiled(DeviceSpec),
-    #[error("cannot open CUDA device {index}: {source}")]
+    // `cause` is not a `source`: the message already holds it, and anyhow's `{:#}`
+    // would print it twice.
+    #[error("cannot open CUDA device {index}: {cause}")]
     CudaUnavailable {
         index: usize,
-        source: candle_core::Error,
+        cause: candle_core::Error,
     },
 }
 
@@ -35,7 +37,14 @@ fn open_cuda(index: usize) -> Result<Device, DeviceError> {
     if !cfg!(feature = "cuda") {
         return Err(DeviceError::CudaNotCompiled(DeviceSpec::Cuda(index)));
     }
-    Device::new_cuda(index).map_err(|source| DeviceError::CudaUnavailable { index, source })
+    Device::new_cuda(index).map_err(|e| DeviceError::CudaUnavailable {
+        index,
+        // The driver's message is the point; a backtrace (RUST_BACKTRACE) only buries it.
+        cause: match e {
+            candle_core::Error::WithBacktrace { inner, .. } => *inner,
+            e => e,
+        },
+    })
 }
 
 /// `cpu` or `cuda:N`, as recorded in results.

@@ -192,6 +192,21 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
 }
 
 #[test]
+fn bench_on_cuda_in_a_cpu_build_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let ws = Workspace::new();
+    let out = ws.smoothlab(&["bench", "train", "--device", "cuda", "--steps", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("built without CUDA"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bench_sizes_must_be_positive() {
     let ws = Workspace::new();
     for args in [

@@ -133,7 +133,12 @@ make_toolkit_view() {
 }
 
 if [[ $use_wheels == 0 ]] && command -v nvcc >/dev/null; then
-    say "using the CUDA toolkit on PATH: $(command -v nvcc) ($(nvcc --version | grep -o 'release [0-9.]*'))"
+    version=$(nvcc --version | grep -o 'release [0-9.]*' | cut -d' ' -f2)
+    say "using the CUDA toolkit on PATH: $(command -v nvcc) (CUDA $version)"
+    case $version in
+    11.[4-8] | 12.[0-9] | 13.[0-4]) ;;
+    *) say "warning: cudarc 0.19 builds with CUDA 11.4 to 13.4 only; --wheels uses CUDA 13.0" ;;
+    esac
     lib_path=""
 else
     venv=${SMOOTHLAB_CUDA_VENV:-$root/.venv-cuda}

@@ -218,14 +218,17 @@ enum Bench {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3) on the CPU, with
-    /// candle's conv2d and with smoothlab's im2col convolution.
+    /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3), with candle's
+    /// conv2d and (on the CPU) with smoothlab's im2col convolution.
     Train {
         /// Timed steps per case (after one warm-up step).
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         steps: usize,
         #[arg(long, default_value_t = 128, value_parser = at_least_one)]
         batch_size: usize,
+        /// cpu, cuda or cuda:N (auto: CUDA when available).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
         /// Also write the figures to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -509,9 +512,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(Bench::Train {
             steps,
             batch_size,
+            device,
             json,
         }) => {
-            let figures = smoothlab::bench::TrainBench::run(steps, batch_size)?;
+            let device = smoothlab::device::open(device)?;
+            let figures = smoothlab::bench::TrainBench::run(steps, batch_size, &device)?;
             report_bench(&figures.table(), &figures, json)
         }
     }

@@ -45,6 +45,10 @@ fn run_writes_results_then_skips_then_forces() {
         assert_eq!(result["status"], "completed");
         assert_eq!(result["run_id"], dir.file_name().unwrap().to_str().unwrap());
         assert_eq!(result["environment"]["device"], "cpu");
+        assert!(
+            result["environment"].get("gpu").is_none(),
+            "a CPU run has no gpu"
+        );
         assert_eq!(result["history"].as_array().unwrap().len(), 2);
         for key in ["accuracy", "nll", "ece", "mean_true_logit_gap"] {
             assert!(result["metrics"]["test"][key].is_number(), "{key} missing");
@@ -185,6 +189,21 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
     );
     let bad = ws.run(&file, &["--device", "tpu"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn bench_on_cuda_in_a_cpu_build_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let ws = Workspace::new();
+    let out = ws.smoothlab(&["bench", "train", "--device", "cuda", "--steps", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("built without CUDA"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -36,6 +36,23 @@ fn generation_is_deterministic_and_shaped() {
 }
 
 #[test]
+fn a_shape_only_reshapes_the_samples() {
+    let flat = generate_synthetic(&SyntheticSpec {
+        features: 12,
+        ..spec()
+    });
+    let images = generate_synthetic(&SyntheticSpec {
+        features: 12,
+        shape: Some(vec![3, 2, 2]),
+        ..spec()
+    });
+    assert_eq!(images.train.sample_shape, vec![3, 2, 2]);
+    assert_eq!(images.test.sample_shape, vec![3, 2, 2]);
+    assert_eq!(images.train.features, flat.train.features);
+    assert_eq!(images.train.labels, flat.train.labels);
+}
+
+#[test]
 fn the_test_set_does_not_depend_on_the_training_size() {
     let small = generate_synthetic(&SyntheticSpec {
         train_size: 100,

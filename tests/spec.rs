@@ -291,6 +291,31 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "leaves an empty split",
         ),
         (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "features": 3072, "shape": [3, 32]}}"#,
+            "`dataset.shape`",
+            "product is dataset.features = 3072",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "features": 1, "shape": []}}"#,
+            "`dataset.shape`",
+            "product",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "shape": [4294967296, 4294967296]}}"#,
+            "`dataset.shape`",
+            "product",
+        ),
+        (
+            r#"{"name": "x", "model": {"name": "resnet"}}"#,
+            "`model.name`",
+            "needs images",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "features": 3072, "shape": [3072]}, "model": {"name": "lenet5"}}"#,
+            "`model.name`",
+            "`shape` [channels, height, width]",
+        ),
+        (
             r#"{"name": "x", "dataset": {"name": "svhn"}}"#,
             "`dataset.name`",
             "unknown variant",

@@ -132,6 +132,16 @@ fn adamw_and_multistep_train_too() {
 }
 
 #[test]
+fn a_resnet_trains_on_image_shaped_synthetic_data() {
+    let t = train(&config(
+        r#", "dataset": { "name": "synthetic", "classes": 4, "features": 192, "shape": [3, 8, 8], "train_size": 256, "test_size": 64, "class_sep": 0.5 },
+        "model": { "name": "resnet", "depth": 8, "width": 4 }, "training": { "epochs": 2, "batch_size": 32 }"#,
+    ));
+    assert_eq!(t.history.len(), 2);
+    assert!(t.metrics.test.nll.is_finite(), "{:?}", t.metrics.test);
+}
+
+#[test]
 fn no_validation_split_means_no_temperature() {
     let t = train(&config(
         r#", "dataset": { "name": "synthetic", "classes": 4, "features": 8, "train_size": 600, "test_size": 100, "class_sep": 2.0, "val_fraction": 0 },

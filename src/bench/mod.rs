@@ -116,15 +116,19 @@ pub struct TrainCase {
     pub conv: String,
     pub batch_size: usize,
     pub steps: usize,
-    /// Forward, smoothed cross-entropy, backward and SGD step, on the CPU.
+    /// Forward, smoothed cross-entropy, backward and SGD step.
     pub samples_per_second: f64,
 }
 
 /// LeNet-5 on MNIST-shaped and ResNet-20 on CIFAR-shaped random batches, each with
-/// candle's `conv2d` and with smoothlab's im2col convolution, measured in one process so
-/// that the ratio is meaningful on a noisy machine.
+/// candle's `conv2d` and (on the CPU) with smoothlab's im2col convolution, measured in
+/// one process so that the ratio is meaningful on a noisy machine.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBench {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::store::GpuInfo>,
     pub threads: usize,
     /// The binary's allocator (`mimalloc` with the default feature, else `system`).
     pub allocator: String,
@@ -132,7 +136,11 @@ pub struct TrainBench {
 }
 
 impl TrainBench {
-    pub fn run(steps: usize, batch_size: usize) -> anyhow::Result<Self> {
+    pub fn run(
+        steps: usize,
+        batch_size: usize,
+        device: &candle_core::Device,
+    ) -> anyhow::Result<Self> {
         use crate::model::ConvKernel;
         use crate::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
         let models = [
@@ -149,11 +157,18 @@ impl TrainBench {
         ];
         let mut cases = Vec::new();
         for (name, spec, input) in &models {
-            for (conv, kernel) in [
-                ("candle", ConvKernel::Candle),
-                ("im2col", ConvKernel::Im2col),
-            ] {
-                let samples_per_second = train_throughput(spec, *input, kernel, steps, batch_size)?;
+            // The im2col custom op has only a CPU implementation.
+            let kernels: &[_] = if device.is_cpu() {
+                &[
+                    ("candle", ConvKernel::Candle),
+                    ("im2col", ConvKernel::Im2col),
+                ]
+            } else {
+                &[("candle", ConvKernel::Candle)]
+            };
+            for &(conv, kernel) in kernels {
+                let samples_per_second =
+                    train_throughput(spec, *input, kernel, steps, batch_size, device)?;
                 cases.push(TrainCase {
                     model: name.to_string(),
                     input: *input,
@@ -165,6 +180,8 @@ impl TrainBench {
             }
         }
         Ok(Self {
+            device: crate::device::describe(device),
+            gpu: crate::device::gpu_info(device),
             threads: candle_core::utils::get_num_threads(),
             allocator: machine::allocator().into(),
             cases,
@@ -172,10 +189,15 @@ impl TrainBench {
     }
 
     pub fn table(&self) -> String {
+        let on = match &self.gpu {
+            Some(gpu) => format!("{} ({})", self.device, gpu.name),
+            None if self.device == "cpu" => format!("the CPU, {} threads", self.threads),
+            None => self.device.clone(),
+        };
         let mut out = format!(
-            "training throughput on the CPU, {} threads, {} allocator (a run's training step: forward, loss, backward, SGD update, accuracy)\n\
+            "training throughput on {on}, {} allocator (a run's training step: forward, loss, backward, SGD update, accuracy)\n\
              model       input      conv    batch  steps   samples/s\n",
-            self.threads, self.allocator
+            self.allocator
         );
         for case in &self.cases {
             out += &format!(
@@ -188,8 +210,12 @@ impl TrainBench {
                 case.samples_per_second
             );
         }
-        for pair in self.cases.chunks(2) {
-            if let [candle, im2col] = pair {
+        for im2col in self.cases.iter().filter(|c| c.conv == "im2col") {
+            let candle = self
+                .cases
+                .iter()
+                .find(|c| c.model == im2col.model && c.conv == "candle");
+            if let Some(candle) = candle {
                 out += &format!(
                     "{}: im2col / candle = {:.2}x\n",
                     candle.model,
@@ -201,29 +227,30 @@ impl TrainBench {
     }
 }
 
-/// Samples per second over `steps` training steps, after one untimed warm-up step.
+/// Samples per second over `steps` training steps, after one untimed warm-up step
+/// (which on a GPU also loads the kernels).
 fn train_throughput(
     spec: &crate::spec::ModelSpec,
     input: [usize; 3],
     kernel: crate::model::ConvKernel,
     steps: usize,
     batch: usize,
+    device: &candle_core::Device,
 ) -> anyhow::Result<f64> {
     use crate::spec::{LossSpec, OptimizerSpec};
-    use candle_core::{Device, Tensor};
-    let device = Device::Cpu;
+    use candle_core::Tensor;
     let classes = 10;
-    let model = crate::model::build_with(spec, &input, classes, 0, &device, kernel)?;
+    let model = crate::model::build_with(spec, &input, classes, 0, device, kernel)?;
     let mut optimizer = crate::optim::Optimizer::new(&OptimizerSpec::default(), model.parameters());
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let pixels: Vec<f32> = (0..batch * input.iter().product::<usize>())
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
-    let x = Tensor::from_vec(pixels, (batch, input[0], input[1], input[2]), &device)?;
+    let x = Tensor::from_vec(pixels, (batch, input[0], input[1], input[2]), device)?;
     let labels: Vec<u32> = (0..batch)
         .map(|_| rng.random_range(0..classes as u32))
         .collect();
-    let y = Tensor::from_vec(labels, batch, &device)?;
+    let y = Tensor::from_vec(labels, batch, device)?;
     let loss = LossSpec::default();
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(4);
     let mut step = || -> anyhow::Result<()> {
@@ -231,9 +258,12 @@ fn train_throughput(
         Ok(())
     };
     step()?;
+    device.synchronize()?;
     let start = Instant::now();
     for _ in 0..steps {
         step()?;
     }
+    // GPU kernels run asynchronously: wait for the last step before stopping the clock.
+    device.synchronize()?;
     Ok((steps * batch) as f64 / start.elapsed().as_secs_f64())
 }

@@ -55,6 +55,6 @@ fn sample_split(
     HostSplit {
         features,
         labels,
-        sample_shape: vec![d],
+        sample_shape: spec.shape.clone().unwrap_or_else(|| vec![d]),
     }
 }

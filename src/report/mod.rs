@@ -36,6 +36,18 @@ pub fn show(r: &RunResult) -> String {
             .unwrap_or_default(),
         env.candle_version
     );
+    if let Some(gpu) = &env.gpu {
+        let _ = writeln!(
+            out,
+            "gpu        {} (compute {}, {} MiB), driver {} (CUDA {}), built with CUDA {}",
+            gpu.name,
+            gpu.compute_capability,
+            gpu.memory_mib,
+            gpu.driver_version.as_deref().unwrap_or("?"),
+            gpu.driver_cuda_version.as_deref().unwrap_or("?"),
+            gpu.cuda_build_version
+        );
+    }
     let _ = writeln!(
         out,
         "time       {} → {}; train {:.1}s ({:.0} samples/s), evaluation {:.1}s",

@@ -202,6 +202,19 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
             ensure(s.features >= 1, "dataset.features", || {
                 "expected at least 1 feature, got 0".into()
             })?;
+            if let Some(shape) = &s.shape {
+                let product = shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+                ensure(
+                    !shape.is_empty() && product == Some(s.features),
+                    "dataset.shape",
+                    || {
+                        format!(
+                        "expected dimensions whose product is dataset.features = {}, got {shape:?}",
+                        s.features
+                    )
+                    },
+                )?;
+            }
             ensure(
                 s.clusters_per_class >= 1,
                 "dataset.clusters_per_class",
@@ -299,16 +312,16 @@ fn validate(e: &Experiment) -> Result<(), Invalid> {
         }
     }
     let convolutional = !matches!(e.model, ModelSpec::Mlp(_));
-    ensure(
-        !convolutional || e.dataset.files().is_some(),
-        "model.name",
-        || {
-            format!(
-                "a convolutional model needs images, but dataset `{}` has flat feature vectors; use `mlp`",
-                e.dataset.name()
-            )
-        },
-    )?;
+    let images = match &e.dataset {
+        DatasetSpec::Synthetic(s) => s.shape.as_ref().is_some_and(|shape| shape.len() == 3),
+        _ => true,
+    };
+    ensure(!convolutional || images, "model.name", || {
+        format!(
+            "a convolutional model needs images, but dataset `{}` has flat feature vectors; use `mlp`, or give the synthetic data a `shape` [channels, height, width]",
+            e.dataset.name()
+        )
+    })?;
     match &e.loss {
         LossSpec::SmoothedCe(l) => ensure(in_unit_interval(l.smoothing), "loss.smoothing", || {
             format!("expected a smoothing ε in [0, 1), got {}", l.smoothing)

@@ -259,6 +259,11 @@ pub enum Cifar100LabelsSpec {
 pub struct SyntheticSpec {
     pub classes: usize,
     pub features: usize,
+    /// The shape each sample's `features` values take, e.g. `[3, 32, 32]` for
+    /// CIFAR-shaped images that LeNet-5 and the ResNets accept; its product must equal
+    /// `features`. Absent: flat vectors (and run ids stay as they were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<usize>>,
     pub clusters_per_class: usize,
     pub train_size: usize,
     pub test_size: usize,
@@ -275,6 +280,7 @@ impl Default for SyntheticSpec {
         Self {
             classes: 10,
             features: 32,
+            shape: None,
             clusters_per_class: 2,
             train_size: 20_000,
             test_size: 10_000,

@@ -76,13 +76,35 @@ pub struct Environment {
     /// `<array job id>_<task id>` (or the job id) of the Slurm job that ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_job: Option<String>,
+    /// The GPU, when the device is CUDA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuInfo>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
 
+/// What a CUDA run ran on: enough to tell apart results from different GPUs, drivers
+/// and builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    pub name: String,
+    /// `major.minor`, e.g. `9.0` for H100/H200.
+    pub compute_capability: String,
+    pub memory_mib: u64,
+    /// The NVIDIA kernel driver, e.g. `580.65.06` (Linux only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// The newest CUDA version the driver supports, e.g. `13.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_cuda_version: Option<String>,
+    /// The CUDA version smoothlab was built against.
+    pub cuda_build_version: String,
+}
+
 impl Environment {
-    /// The environment of this process on `device`, for a run that started at `started_at`.
-    pub fn current(device: &str, started_at: DateTime<Utc>) -> Self {
+    /// The environment of this process on `device` (`gpu` when it is CUDA), for a run
+    /// that started at `started_at`.
+    pub fn current(device: &str, gpu: Option<GpuInfo>, started_at: DateTime<Utc>) -> Self {
         let commit = env!("SMOOTHLAB_GIT_COMMIT");
         Self {
             smoothlab_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -92,6 +114,7 @@ impl Environment {
             threads: candle_core::utils::get_num_threads(),
             hostname: hostname(),
             slurm_job: lock::slurm_job(),
+            gpu,
             started_at,
             finished_at: Utc::now(),
         }

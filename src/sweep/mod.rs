@@ -18,7 +18,7 @@ use crate::device;
 use crate::progress;
 use crate::spec::{DeviceSpec, Plan, PlannedRun};
 use crate::store::lock::{self, Claim, Holder, RunLock};
-use crate::store::{self, RunResult, RunState, RunStatus};
+use crate::store::{self, GpuInfo, RunResult, RunState, RunStatus};
 use crate::train::checkpoint;
 use crate::{atomic, fault};
 use anyhow::{bail, Context, Result};
@@ -137,7 +137,7 @@ pub fn interrupt_flag(second_exits: bool) -> Result<&'static AtomicBool> {
 /// Runs every run of this worker's shard of `plan` that needs running.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
     // The device first: a device this build cannot use must leave the results untouched.
-    let device = resolve_device(options.device.unwrap_or(plan.experiment.device))?;
+    let (device, gpu) = resolve_device(options.device.unwrap_or(plan.experiment.device))?;
     let dir = experiment_dir(plan, &options.results);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     save_experiment(plan, &dir)?;
@@ -158,6 +158,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
         options,
         dir,
         device,
+        gpu,
         threads,
         started: Utc::now(),
         total: plan.runs.len(),
@@ -169,13 +170,15 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
     result.map(|()| supervisor.summary)
 }
 
-/// The device each worker opens, resolved once (`auto` becomes what it picks here).
-fn resolve_device(spec: DeviceSpec) -> Result<DeviceSpec> {
+/// The device each worker opens, resolved once (`auto` becomes what it picks here),
+/// and its GPU.
+fn resolve_device(spec: DeviceSpec) -> Result<(DeviceSpec, Option<GpuInfo>)> {
     let device = device::open(spec)?;
-    Ok(match device.location() {
+    let resolved = match device.location() {
         candle_core::DeviceLocation::Cuda { gpu_id } => DeviceSpec::Cuda(gpu_id),
         _ => DeviceSpec::Cpu,
-    })
+    };
+    Ok((resolved, device::gpu_info(&device)))
 }
 
 struct Supervisor<'a> {
@@ -183,6 +186,8 @@ struct Supervisor<'a> {
     options: &'a RunOptions,
     dir: PathBuf,
     device: DeviceSpec,
+    /// Recorded for runs whose worker died before writing its own result.
+    gpu: Option<GpuInfo>,
     threads: Option<usize>,
     /// Results finished after this are fresh work of another worker, never redone.
     started: DateTime<Utc>,
@@ -562,7 +567,12 @@ impl Supervisor<'_> {
         let result = RunResult {
             error: Some(reason),
             history,
-            ..worker::result_of(&done.job, &self.device.to_string(), done.started_at)
+            ..worker::result_of(
+                &done.job,
+                &self.device.to_string(),
+                self.gpu.clone(),
+                done.started_at,
+            )
         };
         atomic::write_json(&done.job.run_dir.join(store::RESULT_FILE), &result)?;
         Ok(result)

@@ -12,7 +12,7 @@
 use crate::device;
 use crate::spec::{DeviceSpec, PlannedRun};
 use crate::store::lock::{self, LockLost};
-use crate::store::{self, Environment, RunResult, RunStatus};
+use crate::store::{self, Environment, GpuInfo, RunResult, RunStatus};
 use crate::train::{self, Hooks, Interrupted, Progress};
 use crate::{atomic, calibration};
 use anyhow::{Context, Result};
@@ -152,6 +152,7 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
         .as_ref()
         .map(device::describe)
         .unwrap_or_else(|_| job.device.to_string());
+    let gpu = device.as_ref().ok().and_then(device::gpu_info);
     let outcome = device
         .map_err(anyhow::Error::from)
         .map_err(|error| train::Failed {
@@ -192,7 +193,7 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
                 history: trained.history,
                 metrics: Some(trained.metrics),
                 timings: trained.timings,
-                ..result_of(job, &device_name, started_at)
+                ..result_of(job, &device_name, gpu, started_at)
             };
             atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
             crate::fault::point("stored");
@@ -215,7 +216,7 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
                 history: failed.history,
                 metrics: None,
                 timings: failed.timings,
-                ..result_of(job, &device_name, started_at)
+                ..result_of(job, &device_name, gpu, started_at)
             };
             atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
             Ok(exit::FAILED)
@@ -225,7 +226,12 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
 
 /// The fields of a result that do not depend on the outcome (status `failed`, nothing
 /// measured: what the supervisor records for a worker that died).
-pub fn result_of(job: &Job, device: &str, started_at: DateTime<Utc>) -> RunResult {
+pub fn result_of(
+    job: &Job,
+    device: &str,
+    gpu: Option<GpuInfo>,
+    started_at: DateTime<Utc>,
+) -> RunResult {
     RunResult {
         schema_version: store::SCHEMA_VERSION,
         run_id: job.run.id.clone(),
@@ -236,7 +242,7 @@ pub fn result_of(job: &Job, device: &str, started_at: DateTime<Utc>) -> RunResul
         config: job.run.config.clone(),
         history: Vec::new(),
         metrics: None,
-        environment: Environment::current(device, started_at),
+        environment: Environment::current(device, gpu, started_at),
         timings: Default::default(),
     }
 }

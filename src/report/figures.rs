@@ -22,7 +22,11 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
     let mut figures = vec![];
     for group in &report.groups {
         if let Some(figure) = reliability(report, group)? {
-            let stem = format!("reliability-{}", slug(&report.label(group)));
+            let mut stem = format!("reliability-{}", slug(&report.label(group)));
+            // Labels that differ only in characters a file name cannot hold.
+            if figures.iter().any(|f: &NamedFigure| f.stem == stem) {
+                stem = format!("{stem}-{}", figures.len() + 1);
+            }
             figures.push(NamedFigure { stem, figure });
         }
     }

@@ -215,7 +215,7 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
                         .zip(&group.key)
                         .enumerate()
                         .filter(|(i, _)| *i != x_index)
-                        .map(|(_, (k, v))| format!("{k}={}", super::format::value_text(v)))
+                        .map(|(_, (k, v))| super::summary::key_label(k, v))
                         .collect();
                     if metric_names.len() > 1 {
                         label.push(METRICS[m].label.to_string());

@@ -361,7 +361,7 @@ impl Report {
         self.keys
             .iter()
             .zip(&group.key)
-            .map(|(k, v)| format!("{}={}", short_key(k), format::value_text(v)))
+            .map(|(k, v)| key_label(k, v))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -429,6 +429,11 @@ impl Report {
             })
             .collect()
     }
+}
+
+/// `key=value` for labels, with the key shortened by [`short_key`].
+pub fn key_label(key: &str, value: &Value) -> String {
+    format!("{}={}", short_key(key), format::value_text(value))
 }
 
 /// The last part of a dotted key (`loss.smoothing` → `smoothing`) unless that is

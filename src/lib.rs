@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod bench;
 pub mod calibration;
+pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod fault;

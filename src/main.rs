@@ -295,9 +295,17 @@ fn main() -> ExitCode {
 /// on 2 busy cores (see README, Performance). Elementwise work at these sizes is cheap
 /// on one thread; a user who sets the variable keeps their choice. Set before any
 /// thread exists (workers inherit it), so changing the environment is sound.
+///
+/// `RAYON_NUM_THREADS` is pinned to the count candle would choose (its physical-core
+/// count) for the same reason it exists: without it candle works that count out again
+/// for every matrix product, reading /proc/cpuinfo each time.
 fn elementwise_on_one_thread() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }
 

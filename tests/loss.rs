@@ -1,7 +1,7 @@
 //! Smoothed cross-entropy: plain CE at ε = 0, the smoothed optimum, and its gradient.
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use smoothlab::loss::smoothed_cross_entropy;
+use smoothlab::loss::{smoothed_cross_entropy, smoothed_cross_entropy_ops};
 
 fn logits(rows: &[&[f64]]) -> Tensor {
     let k = rows[0].len();
@@ -159,5 +159,70 @@ fn stable_for_extreme_logits() {
     assert!(
         (loss - expected).abs() / expected < 1e-5,
         "{loss} vs {expected}"
+    );
+}
+
+/// Random logits `[n, k]` of scale `scale`, and labels, from a fixed generator.
+fn random_case(n: usize, k: usize, scale: f64, seed: u64) -> (Tensor, Tensor) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let z: Vec<f64> = (0..n * k)
+        .map(|_| rng.random_range(-scale..scale))
+        .collect();
+    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
+    (
+        Tensor::from_vec(z, (n, k), &Device::Cpu).unwrap(),
+        labels(&y),
+    )
+}
+
+#[test]
+fn the_fused_cpu_op_equals_the_composite_of_candles_ops() {
+    // One sample, K = 2, ties (all-equal rows), large logits, and a training-sized batch.
+    let mut cases = vec![
+        random_case(1, 2, 3.0, 1),
+        random_case(7, 2, 30.0, 2),
+        random_case(128, 10, 5.0, 3),
+        random_case(5, 100, 1.0, 4),
+    ];
+    cases.push((
+        Tensor::zeros((4, 3), DType::F64, &Device::Cpu).unwrap(),
+        labels(&[0, 1, 2, 0]),
+    ));
+    for (case, (z, y)) in cases.iter().enumerate() {
+        for eps in [0.0, 0.1, 0.9] {
+            for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                let z = Var::from_tensor(&z.to_dtype(dtype).unwrap()).unwrap();
+                let fused = smoothed_cross_entropy(z.as_tensor(), y, eps).unwrap();
+                let ops = smoothed_cross_entropy_ops(z.as_tensor(), y, eps).unwrap();
+                let (a, b) = (scalar(&fused), scalar(&ops));
+                assert!(
+                    (a - b).abs() <= tolerance * b.abs().max(1.0),
+                    "case {case} ε={eps} {dtype:?}: loss {a} vs {b}"
+                );
+                let grad = |loss: &Tensor| {
+                    let g = loss.backward().unwrap();
+                    let g = g.get(z.as_tensor()).unwrap().to_dtype(DType::F64).unwrap();
+                    g.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+                };
+                for (i, (a, b)) in grad(&fused).iter().zip(grad(&ops)).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tolerance,
+                        "case {case} ε={eps} {dtype:?}: gradient {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_out_of_range_label_is_an_error_not_a_panic() {
+    let z = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+    let err = smoothed_cross_entropy(&z, &labels(&[0, 3]), 0.1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("label 3 out of range for 3 classes"),
+        "{err}"
     );
 }

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use smoothlab::model::{self, Conv2d, ConvKernel, ConvShape, Pass, SeededVars};
+use smoothlab::model::{self, Activation, Conv2d, ConvKernel, ConvShape, Dense, Pass, SeededVars};
 use smoothlab::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
 
 fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -353,4 +353,122 @@ fn the_inference_copy_records_no_graph_and_follows_every_update() {
         after_vars.to_vec2::<f32>().unwrap(),
         after_views.to_vec2::<f32>().unwrap()
     );
+}
+
+#[test]
+fn the_fused_dense_layer_equals_linear_then_relu_in_values_and_gradients() {
+    for (activation, batch, inputs, outputs) in [
+        (Activation::Relu, 5, 7, 3),
+        (Activation::Identity, 1, 4, 2),
+        (Activation::Relu, 33, 20, 17),
+    ] {
+        let w = Var::from_tensor(&random(&[outputs, inputs], 1, DType::F64)).unwrap();
+        let b = Var::from_tensor(&random(&[outputs], 2, DType::F64)).unwrap();
+        let x = Var::from_tensor(&random(&[batch, inputs], 3, DType::F64)).unwrap();
+        let layer = Dense::from_parts(w.as_tensor().clone(), b.as_tensor().clone(), activation);
+        let ours = layer.forward(x.as_tensor()).unwrap();
+        let z = x
+            .matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
+        let theirs = match activation {
+            Activation::Relu => z.relu().unwrap(),
+            Activation::Identity => z,
+        };
+        let case = format!("{activation:?} {batch}x{inputs}→{outputs}");
+        assert!(max_abs_diff(&ours, &theirs) < 1e-12, "{case}");
+        let weights = random(&[batch, outputs], 4, DType::F64);
+        let ga = (&ours * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&theirs * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for t in [&w, &b, &x] {
+            let (ga, gb) = (
+                ga.get(t.as_tensor()).unwrap(),
+                gb.get(t.as_tensor()).unwrap(),
+            );
+            assert!(max_abs_diff(ga, gb) < 1e-12, "{case}: gradient differs");
+        }
+    }
+}
+
+#[test]
+fn the_fused_dense_layer_skips_the_input_gradient_of_data_and_is_off_at_zero() {
+    let w = Var::from_tensor(&random(&[3, 4], 1, DType::F32)).unwrap();
+    let b = Var::zeros(3, DType::F32, &Device::Cpu).unwrap();
+    let layer = Dense::from_parts(
+        w.as_tensor().clone(),
+        b.as_tensor().clone(),
+        Activation::Relu,
+    );
+    // The second row is zero, so its pre-activations are exactly 0: the unit is off there
+    // (PyTorch's convention; candle's relu would pass the gradient).
+    let mut values = random(&[1, 4], 2, DType::F32)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    values.extend([0.0; 4]);
+    let x = Tensor::from_vec(values, (2, 4), &Device::Cpu).unwrap();
+    let y = layer.forward(&x).unwrap();
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&x).is_none(), "data got a gradient");
+    let first_row = y.get(0).unwrap().to_vec1::<f32>().unwrap();
+    let grad_b = grads.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    for (unit, (&out, &g)) in first_row.iter().zip(&grad_b).enumerate() {
+        let expected = if out > 0.0 { 1.0 } else { 0.0 };
+        assert_eq!(g, expected, "unit {unit}: output {out}");
+    }
+}
+
+#[test]
+fn a_two_layer_dense_net_has_the_gradients_of_finite_differences() {
+    let vars = VarMap::new();
+    let backend = SeededVars::new(vars.clone(), ChaCha8Rng::seed_from_u64(11));
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F64, Device::Cpu);
+    let hidden = Dense::new(6, 5, Activation::Relu, vb.pp("hidden")).unwrap();
+    let head = Dense::new(5, 3, Activation::Identity, vb.pp("head")).unwrap();
+    let x = random(&[4, 6], 12, DType::F64);
+    let loss = |x: &Tensor| -> Tensor {
+        let logits = head.forward(&hidden.forward(x).unwrap()).unwrap();
+        let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
+        smoothlab::loss::smoothed_cross_entropy(&logits, &y, 0.1).unwrap()
+    };
+    let grads = loss(&x).backward().unwrap();
+    let h = 1e-6;
+    for var in vars.all_vars() {
+        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+        let analytic = analytic.to_vec1::<f64>().unwrap();
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for i in 0..original.len() {
+            let shifted = |delta: f64| {
+                let mut values = original.clone();
+                values[i] += delta;
+                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                loss(&x).to_scalar::<f64>().unwrap()
+            };
+            let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
+            shifted(0.0);
+            assert!(
+                (numeric - analytic[i]).abs() < 1e-8 * (1.0 + numeric.abs()),
+                "element {i}: finite difference {numeric}, backward {}",
+                analytic[i]
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 use super::conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
-use super::{dropout, Classifier, Pass};
+use super::{dropout, Activation, Classifier, Dense, Pass};
 use candle_core::{bail, Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// LeNet-5 (LeCun et al. 1998) as it is usually trained today: ReLU instead of tanh,
 /// max instead of average pooling, full connections between the convolutions.
@@ -11,9 +11,9 @@ use candle_nn::{linear, Linear, VarBuilder};
 pub struct Lenet5 {
     conv1: Conv2d,
     conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
-    head: Linear,
+    fc1: Dense,
+    fc2: Dense,
+    head: Dense,
     dropout: f64,
 }
 
@@ -46,9 +46,9 @@ impl Lenet5 {
         Ok(Self {
             conv1: conv(channels, 6, padding, "conv1")?,
             conv2: conv(6, 16, 0, "conv2")?,
-            fc1: linear(16 * 5 * 5, 120, vb.pp("fc1"))?,
-            fc2: linear(120, 84, vb.pp("fc2"))?,
-            head: linear(84, classes, vb.pp("head"))?,
+            fc1: Dense::new(16 * 5 * 5, 120, Activation::Relu, vb.pp("fc1"))?,
+            fc2: Dense::new(120, 84, Activation::Relu, vb.pp("fc2"))?,
+            head: Dense::new(84, classes, Activation::Identity, vb.pp("head"))?,
             dropout,
         })
     }
@@ -58,11 +58,8 @@ impl Classifier for Lenet5 {
     fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
         let h = max_pool2(&self.conv1.forward(x)?.relu()?)?;
         let h = max_pool2(&self.conv2.forward(&h)?.relu()?)?.flatten_from(1)?;
-        let h = self
-            .fc1
-            .forward(&dropout(&h, self.dropout, pass)?)?
-            .relu()?;
-        self.fc2.forward(&dropout(&h, self.dropout, pass)?)?.relu()
+        let h = self.fc1.forward(&dropout(&h, self.dropout, pass)?)?;
+        self.fc2.forward(&dropout(&h, self.dropout, pass)?)
     }
 
     fn head(&self, features: &Tensor) -> candle_core::Result<Tensor> {

@@ -1,13 +1,13 @@
-use super::{dropout, Classifier, Pass};
+use super::{dropout, Activation, Classifier, Dense, Pass};
 use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// Multi-layer perceptron: flatten, then `Linear → ReLU → dropout` per hidden width, then
 /// a linear head. Initialisation is candle-nn's: Kaiming-normal weights (std √(2/fan_in))
 /// and U(±1/√fan_in) biases, drawn from the run's seed.
 pub struct Mlp {
-    hidden: Vec<Linear>,
-    head: Linear,
+    hidden: Vec<Dense>,
+    head: Dense,
     dropout: f64,
 }
 
@@ -22,10 +22,15 @@ impl Mlp {
         let mut hidden = Vec::with_capacity(widths.len());
         let mut fan_in = inputs;
         for (i, &width) in widths.iter().enumerate() {
-            hidden.push(linear(fan_in, width, vb.pp(format!("hidden.{i}")))?);
+            hidden.push(Dense::new(
+                fan_in,
+                width,
+                Activation::Relu,
+                vb.pp(format!("hidden.{i}")),
+            )?);
             fan_in = width;
         }
-        let head = linear(fan_in, classes, vb.pp("head"))?;
+        let head = Dense::new(fan_in, classes, Activation::Identity, vb.pp("head"))?;
         Ok(Self {
             hidden,
             head,
@@ -38,7 +43,7 @@ impl Classifier for Mlp {
     fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
         let mut h = x.flatten_from(1)?;
         for layer in &self.hidden {
-            h = dropout(&layer.forward(&h)?.relu()?, self.dropout, pass)?;
+            h = dropout(&layer.forward(&h)?, self.dropout, pass)?;
         }
         Ok(h)
     }

@@ -3,6 +3,7 @@
 //! `head(features(x))` and the last layer's weight rows are the class templates.
 
 mod conv;
+mod dense;
 mod im2col;
 mod init;
 mod lenet;
@@ -10,6 +11,7 @@ mod mlp;
 mod resnet;
 
 pub use conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
+pub use dense::{Activation, Dense};
 pub use init::SeededVars;
 pub use lenet::Lenet5;
 pub use mlp::Mlp;

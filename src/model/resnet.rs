@@ -1,7 +1,7 @@
 use super::conv::{global_average_pool, Conv2d, ConvKernel, ConvShape};
-use super::{Classifier, Pass};
+use super::{Activation, Classifier, Dense, Pass};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, VarBuilder};
 
 /// PyTorch's BatchNorm defaults (candle-nn's are the same; spelled out because the
 /// running statistics are saved with the weights and must mean the same thing).
@@ -24,7 +24,7 @@ pub struct Resnet {
     stem: Conv2d,
     stem_norm: BatchNorm,
     blocks: Vec<BasicBlock>,
-    head: Linear,
+    head: Dense,
 }
 
 impl Resnet {
@@ -50,7 +50,7 @@ impl Resnet {
                 inputs = outputs;
             }
         }
-        let head = linear(inputs, classes, vb.pp("head"))?;
+        let head = Dense::new(inputs, classes, Activation::Identity, vb.pp("head"))?;
         Ok(Self {
             stem,
             stem_norm,

@@ -1,0 +1,204 @@
+//! Plumbing for the fused CPU custom ops: float slices out of candle's storage, and one
+//! matrix product straight into a caller's buffer. f32 is what training runs in; f64 is
+//! supported so that the tests can check the ops against finite differences.
+//!
+//! candle's own matmul zero-fills a fresh output before gemm accumulates into it, and its
+//! autograd computes both operand gradients of every product (the input gradient of a
+//! network's first layer included). The fused layers call gemm themselves so that a bias
+//! is the initial value of the product and only the gradients somebody needs are computed.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
+
+/// The elements of a contiguous CPU storage of dtype `T`.
+pub fn slice<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [T]> {
+    if storage.dtype() != T::DTYPE {
+        bail!("{op}: expected {:?}, got {:?}", T::DTYPE, storage.dtype());
+    }
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
+        None => bail!("{op}: expected a contiguous tensor"),
+    }
+}
+
+/// Runs `f` over the elements of a CPU tensor (copied first if not contiguous).
+pub fn with_slice<T: WithDType, R>(t: &Tensor, op: &str, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(slice(cpu, layout, op)?)),
+        _ => bail!("{op}: expected a CPU tensor"),
+    }
+}
+
+/// Whether the fused CPU kernels apply to `t`: f32 or f64 on the CPU.
+pub fn applies(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// A float the fused kernels compute in (f32 or f64).
+pub trait Float: WithDType + num_traits::Float {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// A matrix view of a slice: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// A row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, without moving anything.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// candle's thread count for matrix products, worked out once (candle works it out for
+/// every product, reading /proc/cpuinfo when `RAYON_NUM_THREADS` is not set).
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, with `dst` row-major
+/// `lhs.rows × rhs.cols`. Parallel over candle's thread count, as candle's matmul is.
+pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: &mut [T], accumulate: bool) -> Result<()> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k || dst.len() != m * n || !lhs.in_bounds() || !rhs.in_bounds() {
+        bail!(
+            "matmul: shapes {}x{} · {}x{} into {} elements",
+            lhs.rows,
+            lhs.cols,
+            rhs.rows,
+            rhs.cols,
+            dst.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(T::zero());
+        }
+        return Ok(());
+    }
+    let threads = threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three views were checked to lie inside their slices above, and `dst`
+    // is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_matches_the_definition_for_every_transpose() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32 - 2.0).collect(); // 2×3
+        let b: Vec<f32> = (0..12).map(|v| (v as f32) * 0.5).collect(); // 3×4
+        let expect = |i: usize, j: usize| (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f32>();
+        let mut dst = vec![1.0; 8];
+        matmul(
+            Mat::row_major(&a, 2, 3),
+            Mat::row_major(&b, 3, 4),
+            &mut dst,
+            false,
+        )
+        .unwrap();
+        for i in 0..2 {
+            for j in 0..4 {
+                assert_eq!(dst[i * 4 + j], expect(i, j));
+            }
+        }
+        // (bᵀ · aᵀ)ᵀ = a · b, through transposed views, accumulated onto ones.
+        let mut dst_t = vec![1.0; 8];
+        matmul(
+            Mat::row_major(&b, 3, 4).t(),
+            Mat::row_major(&a, 2, 3).t(),
+            &mut dst_t,
+            true,
+        )
+        .unwrap();
+        for i in 0..2 {
+            for j in 0..4 {
+                assert_eq!(dst_t[j * 2 + i], 1.0 + expect(i, j));
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_rejects_views_outside_their_slices() {
+        let a = vec![0.0; 5];
+        let mut dst = vec![0.0; 4];
+        assert!(matmul(
+            Mat::row_major(&a, 2, 3),
+            Mat::row_major(&a, 3, 2),
+            &mut dst,
+            false
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! A fully connected layer, optionally followed by a ReLU, as one fused op on the CPU.
+//!
+//! candle-nn's `Linear` followed by `relu` is four autograd nodes (transpose, matmul,
+//! broadcast add, relu). Their backward passes add a transposed weight gradient into a
+//! zero tensor element by element, rebuild the ReLU mask with two more ops, and compute
+//! the input gradient of the first layer, which nothing needs. The fused op is one gemm
+//! whose initial value is the bias (then the ReLU in place) forward, and backward one
+//! pass for the mask and the bias gradient and one gemm per gradient that is needed,
+//! each written in the parameter's own layout.
+//!
+//! On other devices and dtypes it is the composite of candle's ops.
+
+use crate::cpu::{self, Float, Mat};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::{linear, VarBuilder};
+
+/// What follows the affine map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// `max(z, 0)`; its gradient at exactly 0 is 0, as in PyTorch.
+    Relu,
+}
+
+/// `activation(x · weightᵀ + bias)` for `x` of shape `[batch, inputs]`; `weight` is
+/// `[outputs, inputs]` (PyTorch's layout). Initialisation is candle-nn's `linear`:
+/// Kaiming-normal weights (std √(2/fan_in)) and U(±1/√fan_in) biases.
+pub struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+    activation: Activation,
+}
+
+impl Dense {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        activation: Activation,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let layer = linear(inputs, outputs, vb)?;
+        let bias = layer.bias().expect("candle-nn's linear has a bias").clone();
+        Ok(Self::from_parts(layer.weight().clone(), bias, activation))
+    }
+
+    /// A layer over existing tensors: `weight` `[outputs, inputs]`, `bias` `[outputs]`.
+    pub fn from_parts(weight: Tensor, bias: Tensor, activation: Activation) -> Self {
+        Self {
+            weight,
+            bias,
+            activation,
+        }
+    }
+
+    fn forward_composite(&self, x: &Tensor) -> Result<Tensor> {
+        let z = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        match self.activation {
+            Activation::Identity => Ok(z),
+            Activation::Relu => z.relu(),
+        }
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let same_dtype = self.weight.dtype() == x.dtype() && self.bias.dtype() == x.dtype();
+        if same_dtype && [x, &self.weight, &self.bias].into_iter().all(cpu::applies) {
+            x.apply_op3(&self.weight, &self.bias, DenseOp(self.activation))
+        } else {
+            self.forward_composite(x)
+        }
+    }
+}
+
+/// The fused op over `(x, weight, bias)`.
+struct DenseOp(Activation);
+
+impl DenseOp {
+    fn forward<T: Float>(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = "dense";
+        let (batch, inputs) = x_l.shape().dims2()?;
+        let (outputs, w_inputs) = w_l.shape().dims2()?;
+        if w_inputs != inputs || b_l.shape().dims1()? != outputs {
+            bail!(
+                "dense: input {:?}, weight {:?}, bias {:?} do not fit",
+                x_l.shape(),
+                w_l.shape(),
+                b_l.shape()
+            );
+        }
+        let (x, w, b) = (
+            cpu::slice::<T>(x, x_l, name)?,
+            cpu::slice::<T>(w, w_l, name)?,
+            cpu::slice::<T>(b, b_l, name)?,
+        );
+        let mut y: Vec<T> = Vec::with_capacity(batch * outputs);
+        for _ in 0..batch {
+            y.extend_from_slice(b);
+        }
+        cpu::matmul(
+            Mat::row_major(x, batch, inputs),
+            Mat::row_major(w, outputs, inputs).t(),
+            &mut y,
+            true,
+        )?;
+        if self.0 == Activation::Relu {
+            // NaN stays NaN (a diverged run shows as one), as in PyTorch.
+            for v in y.iter_mut() {
+                *v = if *v < T::zero() { T::zero() } else { *v };
+            }
+        }
+        Ok((T::to_cpu_storage_owned(y), Shape::from((batch, outputs))))
+    }
+
+    fn backward<T: Float>(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = "dense";
+        let (batch, inputs) = x.dims2()?;
+        let (outputs, _) = w.dims2()?;
+        let device = x.device();
+        // The gradient of the affine map's output: the incoming one where the unit is on.
+        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.0 {
+            Activation::Identity => Ok(grad.to_vec()),
+            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
+                grad.iter()
+                    .zip(y)
+                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
+                    .collect()
+            }),
+        })??;
+        let mut grad_b = vec![T::zero(); outputs];
+        for row in g.chunks_exact(outputs) {
+            grad_b.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+        }
+        let g_mat = Mat::row_major(&g, batch, outputs);
+        let mut grad_w = vec![T::zero(); outputs * inputs];
+        cpu::with_slice(x, name, |x: &[T]| {
+            cpu::matmul(
+                g_mat.t(),
+                Mat::row_major(x, batch, inputs),
+                &mut grad_w,
+                false,
+            )
+        })??;
+        // Data (no graph, not a variable) needs no gradient.
+        let grad_x = if x.track_op() {
+            let mut grad_x = vec![T::zero(); batch * inputs];
+            cpu::with_slice(w, name, |w: &[T]| {
+                cpu::matmul(
+                    g_mat,
+                    Mat::row_major(w, outputs, inputs),
+                    &mut grad_x,
+                    false,
+                )
+            })??;
+            Some(Tensor::from_vec(grad_x, (batch, inputs), device)?)
+        } else {
+            None
+        };
+        Ok((
+            grad_x,
+            Some(Tensor::from_vec(grad_w, (outputs, inputs), device)?),
+            Some(Tensor::from_vec(grad_b, outputs, device)?),
+        ))
+    }
+}
+
+impl CustomOp3 for DenseOp {
+    fn name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x.dtype() {
+            DType::F32 => self.forward::<f32>(x, x_l, w, w_l, b, b_l),
+            DType::F64 => self.forward::<f64>(x, x_l, w, w_l, b, b_l),
+            other => bail!("dense: no CPU kernel for {other:?}"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.backward::<f32>(x, w, y, grad),
+            DType::F64 => self.backward::<f64>(x, w, y, grad),
+            other => bail!("dense: no CPU kernel for {other:?}"),
+        }
+    }
+}

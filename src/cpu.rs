@@ -97,6 +97,33 @@ fn threads() -> usize {
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, with `dst` row-major
 /// `lhs.rows × rhs.cols`. Parallel over candle's thread count, as candle's matmul is.
 pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: &mut [T], accumulate: bool) -> Result<()> {
+    let threads = threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    product(lhs, rhs, dst, accumulate, parallelism)
+}
+
+/// [`matmul`] on the calling thread, for products that are already one of many
+/// running in parallel (one per image of a batch).
+pub fn matmul_on_this_thread<T: Float>(
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    dst: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    product(lhs, rhs, dst, accumulate, gemm::Parallelism::None)
+}
+
+fn product<T: Float>(
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    dst: &mut [T],
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) -> Result<()> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     if rhs.rows != k || dst.len() != m * n || !lhs.in_bounds() || !rhs.in_bounds() {
         bail!(
@@ -117,12 +144,6 @@ pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: &mut [T], accumulate: boo
         }
         return Ok(());
     }
-    let threads = threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: the three views were checked to lie inside their slices above, and `dst`
     // is borrowed mutably, so it aliases neither operand.
     unsafe {

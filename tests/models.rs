@@ -226,6 +226,7 @@ fn im2col_convolution_equals_candles_in_values_and_gradients() {
             stride,
             padding,
             bias: true,
+            activation: Activation::Identity,
         };
         let vars = VarMap::new();
         let ours = conv(shape, ConvKernel::Im2col, &vars);
@@ -264,12 +265,13 @@ fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
         stride: 2,
         padding: 1,
         bias: true,
+        activation: Activation::Relu,
     };
     let vars = VarMap::new();
     let net = conv(shape, ConvKernel::Im2col, &vars);
     let x = random(&[2, 2, 8, 8], 6, DType::F64);
     let loss = |x: &Tensor| -> Tensor {
-        let h = model::max_pool2(&net.forward(x).unwrap().relu().unwrap()).unwrap();
+        let h = model::max_pool2(&net.forward(x).unwrap()).unwrap();
         let h = h.mean(D::Minus1).unwrap().mean(D::Minus1).unwrap();
         h.sqr().unwrap().sum_all().unwrap()
     };
@@ -471,4 +473,60 @@ fn a_two_layer_dense_net_has_the_gradients_of_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn max_pooling_takes_each_windows_maximum_and_gives_its_gradient_to_the_first_one() {
+    // One 4×4 plane: windows with a unique maximum, a tie, all equal, and a NaN-free
+    // negative window.
+    #[rustfmt::skip]
+    let values = [
+        1.0, 5.0,   2.0, 2.0,
+        3.0, 4.0,   0.0, 1.0,
+
+        7.0, 7.0,  -3.0, -1.0,
+        7.0, 7.0,  -2.0, -4.0,
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        let x = Var::from_tensor(
+            &Tensor::new(&values, &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 4, 4))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap(),
+        )
+        .unwrap();
+        let y = model::max_pool2(x.as_tensor()).unwrap();
+        let y_values = y.flatten_all().unwrap().to_dtype(DType::F64).unwrap();
+        assert_eq!(y_values.to_vec1::<f64>().unwrap(), [5.0, 2.0, 7.0, -1.0]);
+        let upstream = Tensor::new(&[10.0, 20.0, 30.0, 40.0], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 2, 2))
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let grads = (&y * &upstream)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            0.0, 10.0,  20.0, 0.0,
+            0.0, 0.0,   0.0, 0.0,
+
+            30.0, 0.0,  0.0, 40.0,
+            0.0, 0.0,   0.0, 0.0,
+        ];
+        assert_eq!(
+            g.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap(),
+            expected,
+            "{dtype:?}"
+        );
+    }
+    let odd = Tensor::zeros((1, 1, 3, 4), DType::F32, &Device::Cpu).unwrap();
+    assert!(model::max_pool2(&odd).is_err());
 }

@@ -1,20 +1,30 @@
-//! 2-D convolution as im2col + one matrix product on the CPU.
+//! 2-D convolution as im2col + one matrix product per image on the CPU.
 //!
 //! candle's CPU `conv2d` runs its forward pass as im2col + gemm, but its backward pass
 //! computes the input gradient with a naive `conv_transpose2d` loop, and it computes that
-//! gradient even for the input images, which nothing needs. Here the convolution is an
-//! im2col custom op followed by a matmul, so the weight gradient is a matmul and the
-//! input gradient a matmul plus col2im, and the images' im2col records no backward at
-//! all (`smoothlab bench train` compares the two).
+//! gradient even for the input images, which nothing needs. Here a convolution (with its
+//! bias and ReLU) is one custom op, parallel over the images of the batch: each image is
+//! unfolded into a per-thread buffer and multiplied by the weight, which writes its
+//! output straight in `[out, h, w]` order, the bias as the product's initial value.
+//! Backward, the weight gradient is one product per image accumulated per thread, the
+//! input gradient one product and a col2im, and the images get none
+//! (`smoothlab bench train` compares it with candle's).
 
-use super::im2col::{Unfold, Window};
-use candle_core::{Device, Module, Result, Tensor, D};
+use super::im2col::{fold, unfold, Window};
+use super::Activation;
+use crate::cpu::{self, Float, Mat};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, Result,
+    Shape, Tensor, D,
+};
 use candle_nn::{Init, VarBuilder};
+use rayon::prelude::*;
 
 /// Which implementation a [`Conv2d`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvKernel {
-    /// im2col + matmul (CPU only; see the module documentation).
+    /// The fused im2col op (CPU only; see the module documentation).
     Im2col,
     /// candle's own `conv2d` (CUDA, and the CPU baseline of the benchmark).
     Candle,
@@ -34,13 +44,12 @@ impl ConvKernel {
 
 /// A square convolution with PyTorch's layout (`weight` is `[out, in, k, k]`) and
 /// candle-nn's initialisation: Kaiming-normal weights (std √(2/fan_in)); an optional bias
-/// drawn from U(±1/√fan_in) with fan_in = in·k·k, as in PyTorch.
+/// drawn from U(±1/√fan_in) with fan_in = in·k·k, as in PyTorch. An activation can
+/// follow (fused into the op on the CPU).
 pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
+    op: ConvOp,
     implementation: ConvKernel,
 }
 
@@ -53,6 +62,7 @@ pub struct ConvShape {
     pub stride: usize,
     pub padding: usize,
     pub bias: bool,
+    pub activation: Activation,
 }
 
 impl Conv2d {
@@ -64,6 +74,7 @@ impl Conv2d {
             stride,
             padding,
             bias,
+            activation,
         } = shape;
         let weight = vb.get_with_hints(
             (outputs, inputs, kernel, kernel),
@@ -83,63 +94,410 @@ impl Conv2d {
         } else {
             None
         };
-        Ok(Self {
-            weight,
-            bias,
+        let window = Window {
             kernel,
             stride,
             padding,
+        };
+        Ok(Self {
+            weight,
+            bias,
+            op: ConvOp { window, activation },
             implementation,
         })
     }
 
-    fn forward_im2col(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, _, h, w) = x.dims4()?;
-        let window = Window {
-            kernel: self.kernel,
-            stride: self.stride,
-            padding: self.padding,
-        };
-        let columns = x.contiguous()?.apply_op1(Unfold(window))?;
-        let y = columns.matmul(&self.weight.flatten_from(1)?.t()?)?;
+    fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
+        let Window {
+            stride, padding, ..
+        } = self.op.window;
+        let y = x.conv2d(&self.weight, padding, stride, 1, 1)?;
         let y = match &self.bias {
-            Some(bias) => y.broadcast_add(bias)?,
+            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,
             None => y,
         };
-        y.reshape((n, window.output(h), window.output(w), ()))?
-            .permute((0, 3, 1, 2))
-    }
-
-    fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-            None => Ok(y),
+        match self.op.activation {
+            Activation::Identity => Ok(y),
+            Activation::Relu => y.relu(),
         }
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self.implementation {
-            ConvKernel::Im2col => self.forward_im2col(x),
-            ConvKernel::Candle => self.forward_candle(x),
+        let fused = self.implementation == ConvKernel::Im2col
+            && cpu::applies(x)
+            && [Some(&self.weight), self.bias.as_ref()]
+                .into_iter()
+                .flatten()
+                .all(|t| t.dtype() == x.dtype());
+        if !fused {
+            return self.forward_candle(x);
+        }
+        let x = x.contiguous()?;
+        match &self.bias {
+            Some(bias) => x.apply_op3(&self.weight, bias, self.op),
+            None => x.apply_op2(&self.weight, self.op),
         }
     }
 }
 
-/// 2×2 max pooling with stride 2, as two max reductions over a reshaped view.
+/// The fused convolution over `(x, weight)` or `(x, weight, bias)`.
+#[derive(Debug, Clone, Copy)]
+struct ConvOp {
+    window: Window,
+    activation: Activation,
+}
+
+/// The sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    batch: usize,
+    /// `[c, h, w]` of one input image.
+    image: [usize; 3],
+    outputs: usize,
+    /// Output pixels per image.
+    pixels: usize,
+    /// `c·k·k`: the length of one patch.
+    patch: usize,
+}
+
+impl Dims {
+    fn new(x: &Shape, weight: &Shape, window: Window) -> Result<Self> {
+        let (batch, c, h, w) = x.dims4()?;
+        let (outputs, w_c, k1, k2) = weight.dims4()?;
+        if w_c != c || k1 != window.kernel || k2 != window.kernel {
+            bail!("convolution: input {x:?} and weight {weight:?} do not fit");
+        }
+        if !window.fits(h, w) {
+            bail!(
+                "a {0}×{0} window does not fit a {h}×{w} image",
+                window.kernel
+            );
+        }
+        Ok(Self {
+            batch,
+            image: [c, h, w],
+            outputs,
+            pixels: window.output(h) * window.output(w),
+            patch: c * k1 * k2,
+        })
+    }
+
+    fn output_shape(&self, window: Window) -> Shape {
+        let [_, h, w] = self.image;
+        Shape::from((self.batch, self.outputs, window.output(h), window.output(w)))
+    }
+}
+
+impl ConvOp {
+    fn forward<T: Float>(
+        &self,
+        (x, x_l): (&CpuStorage, &Layout),
+        (w, w_l): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = "convolution";
+        let d = Dims::new(x_l.shape(), w_l.shape(), self.window)?;
+        let x = cpu::slice::<T>(x, x_l, name)?;
+        let weight = Mat::row_major(cpu::slice::<T>(w, w_l, name)?, d.outputs, d.patch);
+        let bias = bias
+            .map(|(b, b_l)| cpu::slice::<T>(b, b_l, name))
+            .transpose()?;
+        let image_len: usize = d.image.iter().product();
+        let mut y = vec![T::zero(); d.batch * d.outputs * d.pixels];
+        y.par_chunks_mut(d.outputs * d.pixels)
+            .zip(x.par_chunks(image_len))
+            .try_for_each_init(
+                || vec![T::zero(); d.patch * d.pixels],
+                |columns, (y, x)| -> Result<()> {
+                    unfold(x, d.image, self.window, columns);
+                    if let Some(bias) = bias {
+                        for (row, &b) in y.chunks_mut(d.pixels).zip(bias) {
+                            row.fill(b);
+                        }
+                    }
+                    let columns = Mat::row_major(columns.as_slice(), d.patch, d.pixels);
+                    cpu::matmul_on_this_thread(weight, columns, y, bias.is_some())?;
+                    if self.activation == Activation::Relu {
+                        for v in y.iter_mut() {
+                            *v = if *v < T::zero() { T::zero() } else { *v };
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+        Ok((T::to_cpu_storage_owned(y), d.output_shape(self.window)))
+    }
+
+    /// Gradients of `x` (when it needs one), the weight and the bias (when there is one).
+    fn backward<T: Float>(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        has_bias: bool,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let name = "convolution";
+        let d = Dims::new(x.shape(), w.shape(), self.window)?;
+        let out_len = d.outputs * d.pixels;
+        let image_len: usize = d.image.iter().product();
+        // The gradient at the output of the affine map: the incoming one where the unit is on.
+        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.activation {
+            Activation::Identity => Ok(grad.to_vec()),
+            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
+                grad.par_iter()
+                    .zip(y)
+                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
+                    .collect()
+            }),
+        })??;
+        let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
+            g.par_chunks(out_len)
+                .zip(x.par_chunks(image_len))
+                .try_fold(
+                    || {
+                        let sums = (
+                            vec![T::zero(); d.outputs * d.patch],
+                            vec![T::zero(); d.outputs],
+                        );
+                        (sums, vec![T::zero(); d.patch * d.pixels])
+                    },
+                    |((mut grad_w, mut grad_b), mut columns), (g, x)| -> Result<_> {
+                        unfold(x, d.image, self.window, &mut columns);
+                        let g = Mat::row_major(g, d.outputs, d.pixels);
+                        let columns_t = Mat::row_major(columns.as_slice(), d.patch, d.pixels).t();
+                        cpu::matmul_on_this_thread(g, columns_t, &mut grad_w, true)?;
+                        for (sum, row) in grad_b.iter_mut().zip(g.data.chunks(d.pixels)) {
+                            *sum += row.iter().fold(T::zero(), |a, &b| a + b);
+                        }
+                        Ok(((grad_w, grad_b), columns))
+                    },
+                )
+                .map(|partial| partial.map(|(sums, _)| sums))
+                .try_reduce(
+                    || {
+                        (
+                            vec![T::zero(); d.outputs * d.patch],
+                            vec![T::zero(); d.outputs],
+                        )
+                    },
+                    |(mut w, mut b), (w2, b2)| {
+                        w.iter_mut().zip(w2).for_each(|(a, b)| *a += b);
+                        b.iter_mut().zip(b2).for_each(|(a, c)| *a += c);
+                        Ok((w, b))
+                    },
+                )
+        })??;
+        let grad_x = if x.track_op() {
+            let mut grad_x = vec![T::zero(); d.batch * image_len];
+            cpu::with_slice(w, name, |w: &[T]| {
+                let weight_t = Mat::row_major(w, d.outputs, d.patch).t();
+                grad_x
+                    .par_chunks_mut(image_len)
+                    .zip(g.par_chunks(out_len))
+                    .try_for_each_init(
+                        || vec![T::zero(); d.patch * d.pixels],
+                        |columns, (grad_x, g)| -> Result<()> {
+                            let g = Mat::row_major(g, d.outputs, d.pixels);
+                            cpu::matmul_on_this_thread(weight_t, g, columns, false)?;
+                            fold(columns, d.image, self.window, grad_x);
+                            Ok(())
+                        },
+                    )
+            })??;
+            Some(Tensor::from_vec(grad_x, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let grad_b = if has_bias {
+            Some(Tensor::from_vec(grad_b, d.outputs, x.device())?)
+        } else {
+            None
+        };
+        Ok((
+            grad_x,
+            Tensor::from_vec(grad_w, w.shape(), x.device())?,
+            grad_b,
+        ))
+    }
+
+    fn dispatch_forward(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x.0.dtype() {
+            DType::F32 => self.forward::<f32>(x, w, bias),
+            DType::F64 => self.forward::<f64>(x, w, bias),
+            other => bail!("convolution: no CPU kernel for {other:?}"),
+        }
+    }
+
+    fn dispatch_backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        has_bias: bool,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.backward::<f32>(x, w, has_bias, y, grad),
+            DType::F64 => self.backward::<f64>(x, w, has_bias, y, grad),
+            other => bail!("convolution: no CPU kernel for {other:?}"),
+        }
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "convolution"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.dispatch_forward((x, x_l), (w, w_l), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (grad_x, grad_w, _) = self.dispatch_backward(x, w, false, y, grad)?;
+        Ok((grad_x, Some(grad_w)))
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "convolution"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.dispatch_forward((x, x_l), (w, w_l), Some((b, b_l)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (grad_x, grad_w, grad_b) = self.dispatch_backward(x, w, true, y, grad)?;
+        Ok((grad_x, Some(grad_w), grad_b))
+    }
+}
+
+/// 2×2 max pooling with stride 2.
 ///
-/// Not candle's `max_pool2d`: its backward pass (candle-core 0.11.1) multiplies the
-/// gradient by the share of maxima in the window instead of dividing by their number,
-/// so a unique maximum receives a quarter of its gradient. A max reduction passes the
-/// whole gradient to the maximum (to each of several exactly equal maxima).
+/// On the CPU (f32, f64) one op whose backward pass gives the window's gradient to its
+/// first maximum in row-major order (PyTorch's convention). Elsewhere two max
+/// reductions over a reshaped view, which give it to each of several exactly equal
+/// maxima. Not candle's `max_pool2d`: its backward pass (candle-core 0.11.1) multiplies
+/// the gradient by the share of maxima in the window instead of dividing by their
+/// number, so a unique maximum receives a quarter of its gradient.
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     if h % 2 != 0 || w % 2 != 0 {
-        candle_core::bail!("2×2 max pooling needs even sizes, got {h}×{w}");
+        bail!("2×2 max pooling needs even sizes, got {h}×{w}");
     }
-    x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+    if cpu::applies(x) {
+        x.contiguous()?.apply_op1(MaxPool2)
+    } else {
+        x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+    }
+}
+
+struct MaxPool2;
+
+impl MaxPool2 {
+    /// For every window of the planes in `x` (`[planes, h, w]`), the index in `x` of its
+    /// first maximum.
+    fn argmax<T: Float>(x: &[T], h: usize, w: usize) -> Vec<usize> {
+        let mut indices = Vec::with_capacity(x.len() / 4);
+        for plane in 0..x.len() / (h * w) {
+            for oy in 0..h / 2 {
+                for ox in 0..w / 2 {
+                    let top = plane * h * w + 2 * oy * w + 2 * ox;
+                    let window = [top, top + 1, top + w, top + w + 1];
+                    let best = window
+                        .into_iter()
+                        .reduce(|best, i| if x[i] > x[best] { i } else { best })
+                        .expect("a window has four elements");
+                    indices.push(best);
+                }
+            }
+        }
+        indices
+    }
+
+    fn forward<T: Float>(x: &[T], layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let y = Self::argmax(x, h, w).into_iter().map(|i| x[i]).collect();
+        Ok((
+            T::to_cpu_storage_owned(y),
+            Shape::from((n, c, h / 2, w / 2)),
+        ))
+    }
+
+    fn backward<T: Float>(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let name = "max pooling";
+        let grad_x = cpu::with_slice(x, name, |x: &[T]| {
+            cpu::with_slice(grad, name, |grad: &[T]| {
+                let mut grad_x = vec![T::zero(); x.len()];
+                for (i, &g) in Self::argmax(x, h, w).into_iter().zip(grad) {
+                    grad_x[i] = g;
+                }
+                grad_x
+            })
+        })??;
+        Tensor::from_vec(grad_x, x.shape(), x.device())
+    }
+}
+
+impl CustomOp1 for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        match x.dtype() {
+            DType::F32 => Self::forward(cpu::slice::<f32>(x, layout, name)?, layout),
+            DType::F64 => Self::forward(cpu::slice::<f64>(x, layout, name)?, layout),
+            other => bail!("max pooling: no CPU kernel for {other:?}"),
+        }
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(match x.dtype() {
+            DType::F32 => Self::backward::<f32>(x, grad)?,
+            DType::F64 => Self::backward::<f64>(x, grad)?,
+            other => bail!("max pooling: no CPU kernel for {other:?}"),
+        }))
+    }
 }
 
 /// Mean over the spatial dimensions: `[n, c, h, w]` → `[n, c]`.

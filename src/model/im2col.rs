@@ -1,14 +1,12 @@
-//! im2col ("unfold") and its adjoint col2im ("fold") as candle custom ops on the CPU.
+//! im2col ("unfold") of one image and its adjoint col2im ("fold").
 //!
-//! `Unfold` turns images `[n, c, h, w]` into the matrix of their k×k patches
-//! `[n·out_h·out_w, c·k·k]` (rows in output-pixel order, columns in the weight's
-//! `[c, k, k]` order), so a convolution is one matrix product. Its backward pass is
-//! `Fold`, which adds each patch gradient back onto the pixels it came from. Both are one
-//! pass over memory, parallel over images.
+//! `unfold` turns an image `[c, h, w]` into the matrix of its k×k patches
+//! `[c·k·k, out_h·out_w]` (rows in the weight's `[c, k, k]` order, columns in output-pixel
+//! order), so that a convolution of one image is `weight [out, c·k·k] · columns`, whose
+//! result is already the image's `[out, out_h, out_w]` output. `fold` adds a patch matrix
+//! back onto the pixels it came from.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
+use num_traits::Zero;
 
 /// Geometry of a square convolution window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +22,11 @@ impl Window {
         (size + 2 * self.padding - self.kernel) / self.stride + 1
     }
 
+    /// Whether the window fits an image of `h × w` (with its padding).
+    pub fn fits(&self, h: usize, w: usize) -> bool {
+        h + 2 * self.padding >= self.kernel && w + 2 * self.padding >= self.kernel
+    }
+
     /// The input index read by output index `o` at kernel offset `k`, if inside the image.
     fn source(&self, o: usize, k: usize, size: usize) -> Option<usize> {
         (o * self.stride + k)
@@ -32,133 +35,152 @@ impl Window {
     }
 }
 
-/// `[n, c, h, w]` → `[n·out_h·out_w, c·k·k]`.
-pub struct Unfold(pub Window);
-
-/// The adjoint of [`Unfold`] for images of `shape` `[n, c, h, w]`.
-struct Fold {
-    window: Window,
-    shape: [usize; 4],
+/// One output row of one column-matrix row: `out_w` entries from `start`, of which
+/// `lo..hi` read the pixels `pixel + i·stride` for `i` in `0..hi-lo` and the rest lie in
+/// the padding (a row entirely in the padding has `lo == hi`).
+struct Segment {
+    start: usize,
+    lo: usize,
+    hi: usize,
+    pixel: usize,
 }
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("{op} needs a contiguous input"),
-    }
-}
-
-fn unfold<T: WithDType>(x: &[T], [n, c, h, w]: [usize; 4], win: Window) -> Vec<T> {
-    let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
-    let row_len = c * k * k;
-    let mut columns = vec![T::zero(); n * out_h * out_w * row_len];
-    columns
-        .par_chunks_mut(out_h * out_w * row_len)
-        .zip(x.par_chunks(c * h * w))
-        .for_each(|(image_columns, image)| {
-            for oy in 0..out_h {
-                for ox in 0..out_w {
-                    let row = &mut image_columns[(oy * out_w + ox) * row_len..][..row_len];
-                    for ci in 0..c {
-                        let plane = &image[ci * h * w..][..h * w];
-                        for ky in 0..k {
-                            let Some(iy) = win.source(oy, ky, h) else {
-                                continue;
-                            };
-                            for kx in 0..k {
-                                if let Some(ix) = win.source(ox, kx, w) {
-                                    row[(ci * k + ky) * k + kx] = plane[iy * w + ix];
-                                }
-                            }
-                        }
-                    }
+/// Every output-row segment of the column matrix of an image `[c, h, w]`.
+fn for_each_segment([c, h, w]: [usize; 3], win: Window, mut visit: impl FnMut(Segment)) {
+    let (out_h, out_w, k, s) = (win.output(h), win.output(w), win.kernel, win.stride);
+    for ci in 0..c {
+        for ky in 0..k {
+            for kx in 0..k {
+                // Output columns whose input column ox·s + kx − padding lies in 0..w.
+                let hi = (w + win.padding).saturating_sub(kx).div_ceil(s).min(out_w);
+                let lo = win.padding.saturating_sub(kx).div_ceil(s).min(hi);
+                let row = ((ci * k + ky) * k + kx) * out_h * out_w;
+                for oy in 0..out_h {
+                    let start = row + oy * out_w;
+                    let segment = match win.source(oy, ky, h).filter(|_| lo < hi) {
+                        Some(iy) => Segment {
+                            start,
+                            lo,
+                            hi,
+                            pixel: (ci * h + iy) * w + lo * s + kx - win.padding,
+                        },
+                        None => Segment {
+                            start,
+                            lo: 0,
+                            hi: 0,
+                            pixel: 0,
+                        },
+                    };
+                    visit(segment);
                 }
             }
-        });
-    columns
-}
-
-fn fold<T: WithDType>(columns: &[T], [n, c, h, w]: [usize; 4], win: Window) -> Vec<T> {
-    let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
-    let row_len = c * k * k;
-    let mut x = vec![T::zero(); n * c * h * w];
-    x.par_chunks_mut(c * h * w)
-        .zip(columns.par_chunks(out_h * out_w * row_len))
-        .for_each(|(image, image_columns)| {
-            for oy in 0..out_h {
-                for ox in 0..out_w {
-                    let row = &image_columns[(oy * out_w + ox) * row_len..][..row_len];
-                    for ci in 0..c {
-                        let plane = &mut image[ci * h * w..][..h * w];
-                        for ky in 0..k {
-                            let Some(iy) = win.source(oy, ky, h) else {
-                                continue;
-                            };
-                            for kx in 0..k {
-                                if let Some(ix) = win.source(ox, kx, w) {
-                                    plane[iy * w + ix] += row[(ci * k + ky) * k + kx];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    x
-}
-
-impl CustomOp1 for Unfold {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let win = self.0;
-        if h + 2 * win.padding < win.kernel || w + 2 * win.padding < win.kernel {
-            bail!("a {0}×{0} window does not fit a {h}×{w} image", win.kernel);
         }
-        let dims = [n, c, h, w];
-        let rows = n * win.output(h) * win.output(w);
-        let shape = Shape::from((rows, c * win.kernel * win.kernel));
-        let columns = match storage {
-            CpuStorage::F32(x) => {
-                CpuStorage::F32(unfold(contiguous(x, layout, "im2col")?, dims, win))
-            }
-            CpuStorage::F64(x) => {
-                CpuStorage::F64(unfold(contiguous(x, layout, "im2col")?, dims, win))
-            }
-            other => bail!("im2col supports f32 and f64, got {:?}", other.dtype()),
-        };
-        Ok((columns, shape))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (n, c, h, w) = arg.dims4()?;
-        let fold = Fold {
-            window: self.0,
-            shape: [n, c, h, w],
-        };
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&fold)?))
     }
 }
 
-impl CustomOp1 for Fold {
-    fn name(&self) -> &'static str {
-        "col2im"
+/// `image [c, h, w]` → `columns [c·k·k, out_h·out_w]` (every entry written).
+pub fn unfold<T: Copy + Zero>(image: &[T], dims: [usize; 3], win: Window, columns: &mut [T]) {
+    let (out_w, stride) = (win.output(dims[2]), win.stride);
+    for_each_segment(dims, win, |seg| {
+        let dst = &mut columns[seg.start..][..out_w];
+        dst[..seg.lo].fill(T::zero());
+        dst[seg.hi..].fill(T::zero());
+        let dst = &mut dst[seg.lo..seg.hi];
+        if stride == 1 {
+            dst.copy_from_slice(&image[seg.pixel..][..dst.len()]);
+        } else {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = image[seg.pixel + i * stride];
+            }
+        }
+    });
+}
+
+/// The adjoint of [`unfold`]: adds `columns` onto `image` (which the caller zeroes).
+pub fn fold<T: Copy + std::ops::AddAssign>(
+    columns: &[T],
+    dims: [usize; 3],
+    win: Window,
+    image: &mut [T],
+) {
+    let stride = win.stride;
+    for_each_segment(dims, win, |seg| {
+        let src = &columns[seg.start + seg.lo..seg.start + seg.hi];
+        for (i, &v) in src.iter().enumerate() {
+            image[seg.pixel + i * stride] += v;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one entry at a time.
+    fn unfold_naive(image: &[f64], [c, h, w]: [usize; 3], win: Window) -> Vec<f64> {
+        let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
+        let mut columns = vec![f64::NAN; c * k * k * out_h * out_w];
+        for ci in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    for oy in 0..out_h {
+                        for ox in 0..out_w {
+                            let iy = (oy * win.stride + ky) as isize - win.padding as isize;
+                            let ix = (ox * win.stride + kx) as isize - win.padding as isize;
+                            let inside =
+                                (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                            columns[(((ci * k + ky) * k + kx) * out_h + oy) * out_w + ox] =
+                                if inside {
+                                    image[(ci * h + iy as usize) * w + ix as usize]
+                                } else {
+                                    0.0
+                                };
+                        }
+                    }
+                }
+            }
+        }
+        columns
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (win, dims) = (self.window, self.shape);
-        let x = match storage {
-            CpuStorage::F32(g) => {
-                CpuStorage::F32(fold(contiguous(g, layout, "col2im")?, dims, win))
-            }
-            CpuStorage::F64(g) => {
-                CpuStorage::F64(fold(contiguous(g, layout, "col2im")?, dims, win))
-            }
-            other => bail!("col2im supports f32 and f64, got {:?}", other.dtype()),
-        };
-        Ok((x, Shape::from(dims.to_vec())))
+    #[test]
+    fn unfold_is_the_definition_and_fold_its_adjoint() {
+        for (k, stride, padding, h, w) in [
+            (3, 1, 1, 5, 6),
+            (3, 2, 1, 8, 7),
+            (5, 1, 2, 7, 7),
+            (5, 1, 0, 9, 6),
+            (3, 2, 0, 7, 7),
+            (1, 1, 0, 4, 3),
+            (1, 2, 0, 5, 5),
+            (5, 3, 4, 3, 4),
+        ] {
+            let win = Window {
+                kernel: k,
+                stride,
+                padding,
+            };
+            let dims = [2, h, w];
+            let image: Vec<f64> = (0..2 * h * w).map(|i| (i as f64 * 0.37).sin()).collect();
+            let mut columns = vec![f64::NAN; 2 * k * k * win.output(h) * win.output(w)];
+            unfold(&image, dims, win, &mut columns);
+            assert_eq!(
+                columns,
+                unfold_naive(&image, dims, win),
+                "k{k} s{stride} p{padding}"
+            );
+            // ⟨unfold(x), c⟩ = ⟨x, fold(c)⟩ for any c.
+            let c: Vec<f64> = (0..columns.len())
+                .map(|i| (i as f64 * 0.11).cos())
+                .collect();
+            let mut folded = vec![0.0; image.len()];
+            fold(&c, dims, win, &mut folded);
+            let lhs: f64 = columns.iter().zip(&c).map(|(a, b)| a * b).sum();
+            let rhs: f64 = image.iter().zip(&folded).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-12,
+                "k{k} s{stride} p{padding}: {lhs} vs {rhs}"
+            );
+        }
     }
 }

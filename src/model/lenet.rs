@@ -40,6 +40,7 @@ impl Lenet5 {
                 stride: 1,
                 padding,
                 bias: true,
+                activation: Activation::Relu,
             };
             Conv2d::new(shape, kernel, vb.pp(name))
         };
@@ -56,8 +57,8 @@ impl Lenet5 {
 
 impl Classifier for Lenet5 {
     fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
-        let h = max_pool2(&self.conv1.forward(x)?.relu()?)?;
-        let h = max_pool2(&self.conv2.forward(&h)?.relu()?)?.flatten_from(1)?;
+        let h = max_pool2(&self.conv1.forward(x)?)?;
+        let h = max_pool2(&self.conv2.forward(&h)?)?.flatten_from(1)?;
         let h = self.fc1.forward(&dropout(&h, self.dropout, pass)?)?;
         self.fc2.forward(&dropout(&h, self.dropout, pass)?)
     }

@@ -92,6 +92,7 @@ fn conv3x3(
         stride,
         padding: 1,
         bias: false,
+        activation: Activation::Identity,
     };
     Conv2d::new(shape, kernel, vb)
 }

@@ -432,29 +432,34 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
 struct MaxPool2;
 
 impl MaxPool2 {
-    /// For every window of the planes in `x` (`[planes, h, w]`), the index in `x` of its
-    /// first maximum.
-    fn argmax<T: Float>(x: &[T], h: usize, w: usize) -> Vec<usize> {
-        let mut indices = Vec::with_capacity(x.len() / 4);
-        for plane in 0..x.len() / (h * w) {
-            for oy in 0..h / 2 {
-                for ox in 0..w / 2 {
-                    let top = plane * h * w + 2 * oy * w + 2 * ox;
-                    let window = [top, top + 1, top + w, top + w + 1];
-                    let best = window
-                        .into_iter()
-                        .reduce(|best, i| if x[i] > x[best] { i } else { best })
-                        .expect("a window has four elements");
-                    indices.push(best);
-                }
+    /// Calls `visit(window, first)` for every 2×2 window of a plane `[h, w]`, in output
+    /// order, with the plane index of the window's first maximum (row-major).
+    fn windows<T: Float>(plane: &[T], w: usize, mut visit: impl FnMut(usize, usize)) {
+        for (oy, rows) in plane.chunks_exact(2 * w).enumerate() {
+            let (top, bottom) = rows.split_at(w);
+            for ox in 0..w / 2 {
+                let candidates = [
+                    (top[2 * ox], 2 * ox),
+                    (top[2 * ox + 1], 2 * ox + 1),
+                    (bottom[2 * ox], w + 2 * ox),
+                    (bottom[2 * ox + 1], w + 2 * ox + 1),
+                ];
+                let (_, best) =
+                    candidates[1..].iter().fold(
+                        candidates[0],
+                        |best, &c| if c.0 > best.0 { c } else { best },
+                    );
+                visit(oy * (w / 2) + ox, 2 * oy * w + best);
             }
         }
-        indices
     }
 
     fn forward<T: Float>(x: &[T], layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
-        let y = Self::argmax(x, h, w).into_iter().map(|i| x[i]).collect();
+        let mut y = vec![T::zero(); x.len() / 4];
+        y.par_chunks_mut(h * w / 4)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(y, x)| Self::windows(x, w, |out, best| y[out] = x[best]));
         Ok((
             T::to_cpu_storage_owned(y),
             Shape::from((n, c, h / 2, w / 2)),
@@ -467,9 +472,12 @@ impl MaxPool2 {
         let grad_x = cpu::with_slice(x, name, |x: &[T]| {
             cpu::with_slice(grad, name, |grad: &[T]| {
                 let mut grad_x = vec![T::zero(); x.len()];
-                for (i, &g) in Self::argmax(x, h, w).into_iter().zip(grad) {
-                    grad_x[i] = g;
-                }
+                grad_x
+                    .par_chunks_mut(h * w)
+                    .zip(x.par_chunks(h * w).zip(grad.par_chunks(h * w / 4)))
+                    .for_each(|(grad_x, (x, grad))| {
+                        Self::windows(x, w, |out, best| grad_x[best] = grad[out])
+                    });
                 grad_x
             })
         })??;

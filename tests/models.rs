@@ -530,3 +530,102 @@ fn max_pooling_takes_each_windows_maximum_and_gives_its_gradient_to_the_first_on
     let odd = Tensor::zeros((1, 1, 3, 4), DType::F32, &Device::Cpu).unwrap();
     assert!(model::max_pool2(&odd).is_err());
 }
+
+#[test]
+fn the_fused_batch_norm_equals_candles_in_values_gradients_and_running_statistics() {
+    use candle_core::ModuleT;
+    use smoothlab::model::BatchNorm2d;
+    for (activation, shape) in [
+        (Activation::Identity, [4, 3, 5, 5]),
+        (Activation::Relu, [2, 2, 3, 1]),
+        (Activation::Relu, [1, 5, 4, 4]),
+    ] {
+        // Two copies of the same initial variables: one trained through the fused op,
+        // one through candle-nn's BatchNorm (+ relu).
+        let make = || {
+            let vars = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vars, DType::F64, &Device::Cpu);
+            let ours = BatchNorm2d::new(shape[1], activation, vb.pp("bn")).unwrap();
+            let config = candle_nn::BatchNormConfig::default();
+            let theirs = candle_nn::batch_norm(shape[1], config, vb.pp("bn")).unwrap();
+            // Non-trivial affine parameters.
+            let data = vars.data().lock().unwrap();
+            data["bn.weight"]
+                .set(&random(&[shape[1]], 7, DType::F64))
+                .unwrap();
+            data["bn.bias"]
+                .set(&random(&[shape[1]], 8, DType::F64))
+                .unwrap();
+            drop(data);
+            (vars, ours, theirs)
+        };
+        let (vars_a, ours, _) = make();
+        let (vars_b, _, theirs) = make();
+        let x = Var::from_tensor(&((random(&shape, 9, DType::F64) * 3.0).unwrap() + 1.0).unwrap())
+            .unwrap();
+        let a = ours.forward_t(x.as_tensor(), true).unwrap();
+        let b = theirs.forward_t(x.as_tensor(), true).unwrap();
+        let b = match activation {
+            Activation::Relu => b.relu().unwrap(),
+            Activation::Identity => b,
+        };
+        let case = format!("{activation:?} {shape:?}");
+        assert!(max_abs_diff(&a, &b) < 1e-12, "{case}: values");
+        let weights = random(&shape, 10, DType::F64);
+        let ga = (&a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(
+            max_abs_diff(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x.as_tensor()).unwrap()
+            ) < 1e-10,
+            "{case}: input gradient"
+        );
+        let (data_a, data_b) = (vars_a.data().lock().unwrap(), vars_b.data().lock().unwrap());
+        for name in ["bn.weight", "bn.bias"] {
+            let (ta, tb) = (data_a[name].as_tensor(), data_b[name].as_tensor());
+            assert!(
+                max_abs_diff(ga.get(ta).unwrap(), gb.get(tb).unwrap()) < 1e-10,
+                "{case}: gradient of {name}"
+            );
+        }
+        for name in ["bn.running_mean", "bn.running_var"] {
+            let (ta, tb) = (data_a[name].as_tensor(), data_b[name].as_tensor());
+            assert!(max_abs_diff(ta, tb) < 1e-12, "{case}: {name}");
+        }
+        // Evaluation uses the running statistics, identically.
+        let (ea, eb) = (
+            ours.forward_t(x.as_tensor(), false).unwrap(),
+            theirs.forward_t(x.as_tensor(), false).unwrap(),
+        );
+        let eb = match activation {
+            Activation::Relu => eb.relu().unwrap(),
+            Activation::Identity => eb,
+        };
+        assert!(max_abs_diff(&ea, &eb) < 1e-12, "{case}: evaluation");
+    }
+}
+
+#[test]
+fn batch_norm_with_one_value_per_channel_is_an_error() {
+    use candle_core::ModuleT;
+    let vars = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+    let bn = smoothlab::model::BatchNorm2d::new(2, Activation::Relu, vb).unwrap();
+    let x = Tensor::zeros((1, 2, 1, 1), DType::F32, &Device::Cpu).unwrap();
+    let err = bn.forward_t(&x, true).unwrap_err();
+    assert!(
+        err.to_string().contains("more than one value per channel"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ mod im2col;
 mod init;
 mod lenet;
 mod mlp;
+mod norm;
 mod resnet;
 
 pub use conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
@@ -15,6 +16,7 @@ pub use dense::{Activation, Dense};
 pub use init::SeededVars;
 pub use lenet::Lenet5;
 pub use mlp::Mlp;
+pub use norm::BatchNorm2d;
 pub use resnet::Resnet;
 
 use crate::rng::{seeded, Stream};

@@ -1,16 +1,8 @@
 use super::conv::{global_average_pool, Conv2d, ConvKernel, ConvShape};
+use super::norm::BatchNorm2d;
 use super::{Activation, Classifier, Dense, Pass};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, VarBuilder};
-
-/// PyTorch's BatchNorm defaults (candle-nn's are the same; spelled out because the
-/// running statistics are saved with the weights and must mean the same thing).
-const BATCH_NORM: BatchNormConfig = BatchNormConfig {
-    eps: 1e-5,
-    remove_mean: true,
-    affine: true,
-    momentum: 0.1,
-};
+use candle_nn::VarBuilder;
 
 /// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
 /// channels, then three stages of n basic blocks (`width`, 2·`width`, 4·`width`
@@ -22,7 +14,7 @@ const BATCH_NORM: BatchNormConfig = BatchNormConfig {
 /// penultimate features are the 4·`width` pooled activations.
 pub struct Resnet {
     stem: Conv2d,
-    stem_norm: BatchNorm,
+    stem_norm: BatchNorm2d,
     blocks: Vec<BasicBlock>,
     head: Dense,
 }
@@ -38,7 +30,7 @@ impl Resnet {
     ) -> candle_core::Result<Self> {
         let n = (depth - 2) / 6;
         let stem = conv3x3(channels, width, 1, kernel, vb.pp("stem"))?;
-        let stem_norm = batch_norm(width, BATCH_NORM, vb.pp("stem_norm"))?;
+        let stem_norm = BatchNorm2d::new(width, Activation::Relu, vb.pp("stem_norm"))?;
         let mut blocks = Vec::with_capacity(3 * n);
         let mut inputs = width;
         for stage in 0..3 {
@@ -63,10 +55,7 @@ impl Resnet {
 impl Classifier for Resnet {
     fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
         let train = matches!(pass, Pass::Train(_));
-        let mut h = self
-            .stem_norm
-            .forward_t(&self.stem.forward(x)?, train)?
-            .relu()?;
+        let mut h = self.stem_norm.forward_t(&self.stem.forward(x)?, train)?;
         for block in &self.blocks {
             h = block.forward(&h, train)?;
         }
@@ -100,9 +89,9 @@ fn conv3x3(
 /// `relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`.
 struct BasicBlock {
     conv1: Conv2d,
-    norm1: BatchNorm,
+    norm1: BatchNorm2d,
     conv2: Conv2d,
-    norm2: BatchNorm,
+    norm2: BatchNorm2d,
     /// Stride and channels added by the shortcut (option A), when the shape changes.
     downsample: Option<(usize, usize)>,
 }
@@ -117,18 +106,15 @@ impl BasicBlock {
     ) -> candle_core::Result<Self> {
         Ok(Self {
             conv1: conv3x3(inputs, outputs, stride, kernel, vb.pp("conv1"))?,
-            norm1: batch_norm(outputs, BATCH_NORM, vb.pp("norm1"))?,
+            norm1: BatchNorm2d::new(outputs, Activation::Relu, vb.pp("norm1"))?,
             conv2: conv3x3(outputs, outputs, 1, kernel, vb.pp("conv2"))?,
-            norm2: batch_norm(outputs, BATCH_NORM, vb.pp("norm2"))?,
+            norm2: BatchNorm2d::new(outputs, Activation::Identity, vb.pp("norm2"))?,
             downsample: (stride != 1 || inputs != outputs).then_some((stride, outputs - inputs)),
         })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let h = self
-            .norm1
-            .forward_t(&self.conv1.forward(x)?, train)?
-            .relu()?;
+        let h = self.norm1.forward_t(&self.conv1.forward(x)?, train)?;
         let h = self.norm2.forward_t(&self.conv2.forward(&h)?, train)?;
         let shortcut = match self.downsample {
             None => x.clone(),

@@ -1,0 +1,303 @@
+//! Batch normalisation of images, optionally followed by a ReLU, as one fused op when
+//! training on the CPU.
+//!
+//! candle-nn's `BatchNorm` in training mode transposes the batch into a contiguous copy,
+//! runs about a dozen whole-tensor ops forward (and more backward), and returns a
+//! transposed view that every later op reads strided. The fused op makes one pass for
+//! the statistics and one to normalise, and backward one reduction pass and one
+//! element-wise pass, all in NCHW order. Evaluation and other devices use candle-nn's
+//! implementation over the same variables.
+
+use super::Activation;
+use crate::cpu::{self, Float};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    bail, CpuStorage, CustomOp3, DType, Layout, ModuleT, Result, Shape, Tensor, Var, WithDType,
+};
+use candle_nn::{BatchNorm, Init, VarBuilder};
+use rayon::prelude::*;
+
+/// PyTorch's defaults (candle-nn's are the same; spelled out because the running
+/// statistics are saved with the weights and must mean the same thing).
+const EPS: f64 = 1e-5;
+const MOMENTUM: f64 = 0.1;
+
+/// `activation(γ·(x − μ)/√(σ² + ε) + β)` per channel of `[n, c, h, w]` inputs, with the
+/// batch's mean and (biased) variance in training and the running ones in evaluation.
+/// Training moves the running statistics by `MOMENTUM` towards the batch's, with the
+/// unbiased variance, as PyTorch does. Variables (as candle-nn's `batch_norm` names and
+/// initialises them): `weight` (1), `bias` (0), `running_mean` (0), `running_var` (1).
+pub struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    activation: Activation,
+    /// candle-nn's implementation over the same variables.
+    composite: BatchNorm,
+}
+
+impl BatchNorm2d {
+    pub fn new(features: usize, activation: Activation, vb: VarBuilder) -> Result<Self> {
+        let running_mean = vb.get_with_hints(features, "running_mean", Init::Const(0.))?;
+        let running_var = vb.get_with_hints(features, "running_var", Init::Const(1.))?;
+        let weight = vb.get_with_hints(features, "weight", Init::Const(1.))?;
+        let bias = vb.get_with_hints(features, "bias", Init::Const(0.))?;
+        let composite = BatchNorm::new(
+            features,
+            running_mean.clone(),
+            running_var.clone(),
+            weight.clone(),
+            bias.clone(),
+            EPS,
+        )?;
+        Ok(Self {
+            weight,
+            bias,
+            // The running statistics are variables (see `model::build_with`), so these
+            // share their storage: `set` updates what is saved.
+            running_mean: Var::from_tensor(&running_mean)?,
+            running_var: Var::from_tensor(&running_var)?,
+            activation,
+            composite,
+        })
+    }
+
+    fn forward_composite(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.composite.forward_t(x, train)?;
+        match self.activation {
+            Activation::Identity => Ok(y),
+            Activation::Relu => y.relu(),
+        }
+    }
+
+    fn forward_fused<T: Float>(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let count = n * h * w;
+        if count < 2 {
+            bail!("batch normalisation in training needs more than one value per channel, got input {:?}", x.shape());
+        }
+        let x = x.contiguous()?;
+        let (mean, var) =
+            cpu::with_slice(&x, "batch norm", |x: &[T]| channel_statistics(x, c, h * w))?;
+        let unbiased = count as f64 / (count - 1) as f64;
+        let update = |running: &Var, batch: &[f64], scale: f64| -> Result<()> {
+            let old = running.as_tensor().to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let new: Vec<f64> = old
+                .iter()
+                .zip(batch)
+                .map(|(r, b)| (1.0 - MOMENTUM) * r + MOMENTUM * b * scale)
+                .collect();
+            running.set(&Tensor::from_vec(new, c, x.device())?.to_dtype(running.dtype())?)
+        };
+        update(&self.running_mean, &mean, 1.0)?;
+        update(&self.running_var, &var, unbiased)?;
+        let op = BatchNormOp {
+            mean,
+            inv_std: var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect(),
+            activation: self.activation,
+        };
+        x.apply_op3(&self.weight, &self.bias, op)
+    }
+}
+
+impl ModuleT for BatchNorm2d {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let same_dtype = self.weight.dtype() == x.dtype() && self.bias.dtype() == x.dtype();
+        if !(train && same_dtype && cpu::applies(x)) {
+            return self.forward_composite(x, train);
+        }
+        match x.dtype() {
+            DType::F32 => self.forward_fused::<f32>(x),
+            _ => self.forward_fused::<f64>(x),
+        }
+    }
+}
+
+/// Per channel of `x` (`[n, channels, plane]`): the mean and the biased variance, in f64
+/// (two passes, so no cancellation).
+fn channel_statistics<T: Float>(x: &[T], channels: usize, plane: usize) -> (Vec<f64>, Vec<f64>) {
+    let count = (x.len() / channels) as f64;
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let values = || channel(x, channels, plane, c).map(WithDType::to_f64);
+            let mean = values().sum::<f64>() / count;
+            let var = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count;
+            (mean, var)
+        })
+        .unzip()
+}
+
+/// The elements of channel `c` of `data` (`[n, channels, plane]`), image by image.
+fn channel<T: Copy>(
+    data: &[T],
+    channels: usize,
+    plane: usize,
+    c: usize,
+) -> impl Iterator<Item = T> + '_ {
+    data.chunks_exact(plane)
+        .skip(c)
+        .step_by(channels)
+        .flatten()
+        .copied()
+}
+
+/// The fused op over `(x, γ, β)` with the batch statistics it normalises with.
+struct BatchNormOp {
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    activation: Activation,
+}
+
+impl BatchNormOp {
+    fn forward<T: Float>(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        gamma: &CpuStorage,
+        gamma_l: &Layout,
+        beta: &CpuStorage,
+        beta_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = "batch norm";
+        let (_, c, h, w) = x_l.shape().dims4()?;
+        let x = cpu::slice::<T>(x, x_l, name)?;
+        let gamma = cpu::slice::<T>(gamma, gamma_l, name)?;
+        let beta = cpu::slice::<T>(beta, beta_l, name)?;
+        if gamma.len() != c || beta.len() != c || self.mean.len() != c {
+            bail!(
+                "batch norm: {c} channels but {} weights and {} biases",
+                gamma.len(),
+                beta.len()
+            );
+        }
+        let mut y = vec![T::zero(); x.len()];
+        y.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let ch = plane % c;
+                // y = x·scale + shift, folded in f64 and applied in T.
+                let scale = WithDType::to_f64(gamma[ch]) * self.inv_std[ch];
+                let shift = WithDType::to_f64(beta[ch]) - self.mean[ch] * scale;
+                let (scale, shift) = (
+                    <T as WithDType>::from_f64(scale),
+                    <T as WithDType>::from_f64(shift),
+                );
+                for (y, &x) in y.iter_mut().zip(x) {
+                    let v = x * scale + shift;
+                    *y = match self.activation {
+                        Activation::Relu if v < T::zero() => T::zero(),
+                        _ => v,
+                    };
+                }
+            });
+        Ok((T::to_cpu_storage_owned(y), x_l.shape().clone()))
+    }
+
+    fn backward<T: Float>(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = "batch norm";
+        let (_, c, h, w) = x.dims4()?;
+        let plane = h * w;
+        // The gradient at the normalised output: the incoming one where the unit is on.
+        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.activation {
+            Activation::Identity => Ok(grad.to_vec()),
+            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
+                grad.par_iter()
+                    .zip(y)
+                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
+                    .collect()
+            }),
+        })??;
+        let gamma = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let (grad_x, grad_gamma, grad_beta) = cpu::with_slice(x, name, |x: &[T]| {
+            // Per channel: Σg (β's gradient) and Σg·x̂ (γ's).
+            let (grad_beta, grad_gamma): (Vec<f64>, Vec<f64>) = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    channel(&g, c, plane, ch)
+                        .zip(channel(x, c, plane, ch))
+                        .fold((0.0, 0.0), |(sg, sgx), (g, x)| {
+                            let g = WithDType::to_f64(g);
+                            let x_hat = (WithDType::to_f64(x) - self.mean[ch]) * self.inv_std[ch];
+                            (sg + g, sgx + g * x_hat)
+                        })
+                })
+                .unzip();
+            let count = (x.len() / c) as f64;
+            // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N).
+            let mut grad_x = vec![T::zero(); x.len()];
+            grad_x
+                .par_chunks_mut(plane)
+                .zip(x.par_chunks(plane).zip(g.par_chunks(plane)))
+                .enumerate()
+                .for_each(|(p, (dx, (x, g)))| {
+                    let ch = p % c;
+                    let (mean, inv_std) = (self.mean[ch], self.inv_std[ch]);
+                    let scale = gamma[ch] * inv_std;
+                    let g_mean = grad_beta[ch] / count;
+                    let gx_mean = grad_gamma[ch] / count;
+                    for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+                        let x_hat = (WithDType::to_f64(x) - mean) * inv_std;
+                        *dx = <T as WithDType>::from_f64(
+                            scale * (WithDType::to_f64(g) - g_mean - x_hat * gx_mean),
+                        );
+                    }
+                });
+            (grad_x, grad_gamma, grad_beta)
+        })?;
+        let device = x.device();
+        let channel = |v: Vec<f64>| Tensor::from_vec(v, c, device)?.to_dtype(x.dtype());
+        Ok((
+            x.track_op()
+                .then(|| Tensor::from_vec(grad_x, x.shape(), device))
+                .transpose()?,
+            Some(channel(grad_gamma)?),
+            Some(channel(grad_beta)?),
+        ))
+    }
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        gamma: &CpuStorage,
+        gamma_l: &Layout,
+        beta: &CpuStorage,
+        beta_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x.dtype() {
+            DType::F32 => self.forward::<f32>(x, x_l, gamma, gamma_l, beta, beta_l),
+            DType::F64 => self.forward::<f64>(x, x_l, gamma, gamma_l, beta, beta_l),
+            other => bail!("batch norm: no CPU kernel for {other:?}"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.backward::<f32>(x, gamma, y, grad),
+            DType::F64 => self.backward::<f64>(x, gamma, y, grad),
+            other => bail!("batch norm: no CPU kernel for {other:?}"),
+        }
+    }
+}

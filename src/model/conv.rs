@@ -239,20 +239,24 @@ impl ConvOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let g = self.activation.backward::<T>(y, grad)?;
+        cpu::with_slice(&g, "convolution", |g: &[T]| {
+            self.backward_from(g, x, w, has_bias)
+        })?
+    }
+
+    /// The gradients from `g`, the gradient at the convolution's output.
+    fn backward_from<T: Float>(
+        &self,
+        g: &[T],
+        x: &Tensor,
+        w: &Tensor,
+        has_bias: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let name = "convolution";
         let d = Dims::new(x.shape(), w.shape(), self.window)?;
         let out_len = d.outputs * d.pixels;
         let image_len: usize = d.image.iter().product();
-        // The gradient at the output of the affine map: the incoming one where the unit is on.
-        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.activation {
-            Activation::Identity => Ok(grad.to_vec()),
-            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
-                grad.par_iter()
-                    .zip(y)
-                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
-                    .collect()
-            }),
-        })??;
         let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
             g.par_chunks(out_len)
                 .zip(x.par_chunks(image_len))

@@ -14,6 +14,7 @@ use crate::cpu::{self, Float, Mat};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{linear, VarBuilder};
+use rayon::prelude::*;
 
 /// What follows the affine map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,29 @@ pub enum Activation {
     Identity,
     /// `max(z, 0)`; its gradient at exactly 0 is 0, as in PyTorch.
     Relu,
+}
+
+impl Activation {
+    /// The gradient at the activation's input, from the gradient at its output and the
+    /// output `y` itself (a unit is on where `y > 0`). The incoming tensor itself for the
+    /// identity, so nothing is copied.
+    pub(super) fn backward<T: Float>(self, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Identity => grad.contiguous(),
+            Activation::Relu => {
+                let name = "ReLU";
+                let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| {
+                    cpu::with_slice(y, name, |y: &[T]| {
+                        grad.par_iter()
+                            .zip(y)
+                            .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
+                            .collect()
+                    })
+                })??;
+                Tensor::from_vec(g, grad.shape(), grad.device())
+            }
+        }
+    }
 }
 
 /// `activation(x · weightᵀ + bias)` for `x` of shape `[batch, inputs]`; `weight` is
@@ -131,22 +155,26 @@ impl DenseOp {
         let name = "dense";
         let (batch, inputs) = x.dims2()?;
         let (outputs, _) = w.dims2()?;
+        let g = self.0.backward::<T>(y, grad)?;
+        cpu::with_slice(&g, name, |g: &[T]| {
+            Self::backward_from(g, x, w, (batch, inputs, outputs))
+        })?
+    }
+
+    /// The gradients from `g`, the gradient at the affine map's output.
+    fn backward_from<T: Float>(
+        g: &[T],
+        x: &Tensor,
+        w: &Tensor,
+        (batch, inputs, outputs): (usize, usize, usize),
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = "dense";
         let device = x.device();
-        // The gradient of the affine map's output: the incoming one where the unit is on.
-        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.0 {
-            Activation::Identity => Ok(grad.to_vec()),
-            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
-                grad.iter()
-                    .zip(y)
-                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
-                    .collect()
-            }),
-        })??;
         let mut grad_b = vec![T::zero(); outputs];
         for row in g.chunks_exact(outputs) {
             grad_b.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
         }
-        let g_mat = Mat::row_major(&g, batch, outputs);
+        let g_mat = Mat::row_major(g, batch, outputs);
         let mut grad_w = vec![T::zero(); outputs * inputs];
         cpu::with_slice(x, name, |x: &[T]| {
             cpu::matmul(

@@ -118,29 +118,36 @@ impl ModuleT for BatchNorm2d {
 /// (two passes, so no cancellation).
 fn channel_statistics<T: Float>(x: &[T], channels: usize, plane: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (x.len() / channels) as f64;
-    (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let values = || channel(x, channels, plane, c).map(WithDType::to_f64);
-            let mean = values().sum::<f64>() / count;
-            let var = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count;
-            (mean, var)
-        })
-        .unzip()
+    let sums = per_channel(x, channels, plane, |_, p| {
+        p.iter().map(|&v| WithDType::to_f64(v)).sum()
+    });
+    let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
+    let squares = per_channel(x, channels, plane, |c, p| {
+        p.iter()
+            .map(|&v| (WithDType::to_f64(v) - mean[c]).powi(2))
+            .sum()
+    });
+    (mean, squares.iter().map(|s| s / count).collect())
 }
 
-/// The elements of channel `c` of `data` (`[n, channels, plane]`), image by image.
-fn channel<T: Copy>(
-    data: &[T],
+/// `Σ f(channel, plane)` per channel over the planes of `[n, channels, plane]` data,
+/// the planes in parallel.
+fn per_channel<T: Float>(
+    x: &[T],
     channels: usize,
     plane: usize,
-    c: usize,
-) -> impl Iterator<Item = T> + '_ {
-    data.chunks_exact(plane)
-        .skip(c)
-        .step_by(channels)
-        .flatten()
-        .copied()
+    f: impl Fn(usize, &[T]) -> f64 + Sync,
+) -> Vec<f64> {
+    let partial: Vec<f64> = x
+        .par_chunks(plane)
+        .enumerate()
+        .map(|(i, p)| f(i % channels, p))
+        .collect();
+    let mut sums = vec![0.0; channels];
+    for (i, v) in partial.into_iter().enumerate() {
+        sums[i % channels] += v;
+    }
+    sums
 }
 
 /// The fused op over `(x, γ, β)` with the batch statistics it normalises with.
@@ -151,6 +158,56 @@ struct BatchNormOp {
 }
 
 impl BatchNormOp {
+    /// `(dx, dγ, dβ)` from `g`, the gradient at the normalised output, for `x` of
+    /// `[n, c, plane]`.
+    fn gradients<T: Float>(
+        &self,
+        x: &[T],
+        g: &[T],
+        gamma: &[f64],
+        plane: usize,
+    ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+        let c = gamma.len();
+        let f64_of = |v: T| WithDType::to_f64(v);
+        // Per channel: Σg (β's gradient) and Σg·x̂ (γ's), the planes in parallel.
+        let partial: Vec<(f64, f64)> = g
+            .par_chunks(plane)
+            .zip(x.par_chunks(plane))
+            .enumerate()
+            .map(|(i, (g, x))| {
+                let (mean, inv_std) = (self.mean[i % c], self.inv_std[i % c]);
+                g.iter().zip(x).fold((0.0, 0.0), |(sg, sgx), (&g, &x)| {
+                    let g = f64_of(g);
+                    (sg + g, sgx + g * (f64_of(x) - mean) * inv_std)
+                })
+            })
+            .collect();
+        let (mut grad_beta, mut grad_gamma) = (vec![0.0; c], vec![0.0; c]);
+        for (i, (sg, sgx)) in partial.into_iter().enumerate() {
+            grad_beta[i % c] += sg;
+            grad_gamma[i % c] += sgx;
+        }
+        // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N).
+        let count = (x.len() / c) as f64;
+        let mut grad_x = vec![T::zero(); x.len()];
+        grad_x
+            .par_chunks_mut(plane)
+            .zip(x.par_chunks(plane).zip(g.par_chunks(plane)))
+            .enumerate()
+            .for_each(|(i, (dx, (x, g)))| {
+                let ch = i % c;
+                let (mean, inv_std) = (self.mean[ch], self.inv_std[ch]);
+                let scale = gamma[ch] * inv_std;
+                let (g_mean, gx_mean) = (grad_beta[ch] / count, grad_gamma[ch] / count);
+                for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+                    let x_hat = (f64_of(x) - mean) * inv_std;
+                    *dx =
+                        <T as WithDType>::from_f64(scale * (f64_of(g) - g_mean - x_hat * gx_mean));
+                }
+            });
+        (grad_x, grad_gamma, grad_beta)
+    }
+
     fn forward<T: Float>(
         &self,
         x: &CpuStorage,
@@ -204,56 +261,14 @@ impl BatchNormOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let name = "batch norm";
-        let (_, c, h, w) = x.dims4()?;
-        let plane = h * w;
-        // The gradient at the normalised output: the incoming one where the unit is on.
-        let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| match self.activation {
-            Activation::Identity => Ok(grad.to_vec()),
-            Activation::Relu => cpu::with_slice(y, name, |y: &[T]| {
-                grad.par_iter()
-                    .zip(y)
-                    .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
-                    .collect()
-            }),
-        })??;
+        let (_, _, h, w) = x.dims4()?;
+        let g = self.activation.backward::<T>(y, grad)?;
         let gamma = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let (grad_x, grad_gamma, grad_beta) = cpu::with_slice(x, name, |x: &[T]| {
-            // Per channel: Σg (β's gradient) and Σg·x̂ (γ's).
-            let (grad_beta, grad_gamma): (Vec<f64>, Vec<f64>) = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    channel(&g, c, plane, ch)
-                        .zip(channel(x, c, plane, ch))
-                        .fold((0.0, 0.0), |(sg, sgx), (g, x)| {
-                            let g = WithDType::to_f64(g);
-                            let x_hat = (WithDType::to_f64(x) - self.mean[ch]) * self.inv_std[ch];
-                            (sg + g, sgx + g * x_hat)
-                        })
-                })
-                .unzip();
-            let count = (x.len() / c) as f64;
-            // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N).
-            let mut grad_x = vec![T::zero(); x.len()];
-            grad_x
-                .par_chunks_mut(plane)
-                .zip(x.par_chunks(plane).zip(g.par_chunks(plane)))
-                .enumerate()
-                .for_each(|(p, (dx, (x, g)))| {
-                    let ch = p % c;
-                    let (mean, inv_std) = (self.mean[ch], self.inv_std[ch]);
-                    let scale = gamma[ch] * inv_std;
-                    let g_mean = grad_beta[ch] / count;
-                    let gx_mean = grad_gamma[ch] / count;
-                    for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
-                        let x_hat = (WithDType::to_f64(x) - mean) * inv_std;
-                        *dx = <T as WithDType>::from_f64(
-                            scale * (WithDType::to_f64(g) - g_mean - x_hat * gx_mean),
-                        );
-                    }
-                });
-            (grad_x, grad_gamma, grad_beta)
-        })?;
+            cpu::with_slice(&g, name, |g: &[T]| self.gradients(x, g, &gamma, h * w))
+        })??;
         let device = x.device();
+        let c = gamma.len();
         let channel = |v: Vec<f64>| Tensor::from_vec(v, c, device)?.to_dtype(x.dtype());
         Ok((
             x.track_op()

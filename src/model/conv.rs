@@ -10,7 +10,7 @@
 //! input gradient one product and a col2im, and the images get none
 //! (`smoothlab bench train` compares it with candle's).
 
-use super::im2col::{fold, unfold, Window};
+use super::im2col::{fold, unfold, unfold_patches, Window};
 use super::Activation;
 use crate::cpu::{self, Float, Mat};
 use candle_core::backend::BackendStorage;
@@ -149,6 +149,9 @@ struct ConvOp {
     activation: Activation,
 }
 
+/// Patch length (`c·k·k`) from which the weight gradient unfolds images patch by patch.
+const LONG_PATCH: usize = 64;
+
 /// The sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
 struct Dims {
@@ -268,15 +271,25 @@ impl ConvOp {
                         );
                         (sums, vec![T::zero(); d.patch * d.pixels])
                     },
-                    |((mut grad_w, mut grad_b), mut columns), (g, x)| -> Result<_> {
-                        unfold(x, d.image, self.window, &mut columns);
+                    |((mut grad_w, mut grad_b), mut patches), (g, x)| -> Result<_> {
+                        // gemm packs the patch operand of this product along patches. From
+                        // the column layout that is a gather, element by element, which
+                        // costs more than writing the patches directly once they are
+                        // long; short ones (a first layer's few channels) are cheaper
+                        // gathered. The threshold is measured (`bench models`).
+                        let patches_mat = if d.patch >= LONG_PATCH {
+                            unfold_patches(x, d.image, self.window, &mut patches);
+                            Mat::row_major(patches.as_slice(), d.pixels, d.patch)
+                        } else {
+                            unfold(x, d.image, self.window, &mut patches);
+                            Mat::row_major(patches.as_slice(), d.patch, d.pixels).t()
+                        };
                         let g = Mat::row_major(g, d.outputs, d.pixels);
-                        let columns_t = Mat::row_major(columns.as_slice(), d.patch, d.pixels).t();
-                        cpu::matmul_on_this_thread(g, columns_t, &mut grad_w, true)?;
+                        cpu::matmul_on_this_thread(g, patches_mat, &mut grad_w, true)?;
                         for (sum, row) in grad_b.iter_mut().zip(g.data.chunks(d.pixels)) {
                             *sum += row.iter().fold(T::zero(), |a, &b| a + b);
                         }
-                        Ok(((grad_w, grad_b), columns))
+                        Ok(((grad_w, grad_b), patches))
                     },
                 )
                 .map(|partial| partial.map(|(sums, _)| sums))

@@ -96,6 +96,46 @@ pub fn unfold<T: Copy + Zero>(image: &[T], dims: [usize; 3], win: Window, column
     });
 }
 
+/// `image [c, h, w]` → `patches [out_h·out_w, c·k·k]`: the transpose of [`unfold`]'s
+/// matrix, written patch by patch. The weight gradient's product reads it; from
+/// [`unfold`]'s layout gemm would gather the larger operand element by element.
+pub fn unfold_patches<T: Copy + Zero>(
+    image: &[T],
+    [c, h, w]: [usize; 3],
+    win: Window,
+    patches: &mut [T],
+) {
+    let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
+    let mut rows = patches.chunks_exact_mut(c * k * k);
+    for oy in 0..out_h {
+        for ox in 0..out_w {
+            let patch = rows.next().expect("one row per output pixel");
+            // The window's columns, and whether they all lie inside the image.
+            let left = (ox * win.stride) as isize - win.padding as isize;
+            let inside = left >= 0 && left as usize + k <= w;
+            for ci in 0..c {
+                for ky in 0..k {
+                    let dst = &mut patch[(ci * k + ky) * k..][..k];
+                    match win.source(oy, ky, h) {
+                        None => dst.fill(T::zero()),
+                        Some(iy) if inside => {
+                            let start = (ci * h + iy) * w + left as usize;
+                            dst.copy_from_slice(&image[start..start + k]);
+                        }
+                        Some(iy) => {
+                            for (kx, d) in dst.iter_mut().enumerate() {
+                                *d = win
+                                    .source(ox, kx, w)
+                                    .map_or_else(T::zero, |ix| image[(ci * h + iy) * w + ix]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`unfold`]: adds `columns` onto `image` (which the caller zeroes).
 pub fn fold<T: Copy + std::ops::AddAssign>(
     columns: &[T],
@@ -164,11 +204,20 @@ mod tests {
             let image: Vec<f64> = (0..2 * h * w).map(|i| (i as f64 * 0.37).sin()).collect();
             let mut columns = vec![f64::NAN; 2 * k * k * win.output(h) * win.output(w)];
             unfold(&image, dims, win, &mut columns);
-            assert_eq!(
-                columns,
-                unfold_naive(&image, dims, win),
-                "k{k} s{stride} p{padding}"
-            );
+            let naive = unfold_naive(&image, dims, win);
+            assert_eq!(columns, naive, "k{k} s{stride} p{padding}");
+            let pixels = win.output(h) * win.output(w);
+            let mut patches = vec![f64::NAN; columns.len()];
+            unfold_patches(&image, dims, win, &mut patches);
+            for (i, row) in patches.chunks(2 * k * k).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    assert_eq!(
+                        v,
+                        naive[j * pixels + i],
+                        "k{k} s{stride} p{padding}: patches"
+                    );
+                }
+            }
             // ⟨unfold(x), c⟩ = ⟨x, fold(c)⟩ for any c.
             let c: Vec<f64> = (0..columns.len())
                 .map(|i| (i as f64 * 0.11).cos())

@@ -275,34 +275,34 @@ fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
         let h = h.mean(D::Minus1).unwrap().mean(D::Minus1).unwrap();
         h.sqr().unwrap().sum_all().unwrap()
     };
-    let grads = loss(&x).backward().unwrap();
+    assert_gradients_are_finite_differences(&vars, || loss(&x), 1e-6);
+}
+
+/// Checks the backward pass of `loss` (f64) with respect to every variable in `vars`
+/// against central finite differences (step 1e-6), to `tolerance · (1 + |numeric|)`.
+fn assert_gradients_are_finite_differences(
+    vars: &VarMap,
+    loss: impl Fn() -> Tensor,
+    tolerance: f64,
+) {
+    let grads = loss().backward().unwrap();
     let h = 1e-6;
     for var in vars.all_vars() {
-        let analytic = grads
-            .get(var.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let original = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let analytic = values(grads.get(var.as_tensor()).unwrap());
+        let original = values(var.as_tensor());
         for i in 0..original.len() {
             let shifted = |delta: f64| {
                 let mut values = original.clone();
                 values[i] += delta;
                 var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
                     .unwrap();
-                loss(&x).to_scalar::<f64>().unwrap()
+                loss().to_scalar::<f64>().unwrap()
             };
             let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
             shifted(0.0);
             assert!(
-                (numeric - analytic[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
+                (numeric - analytic[i]).abs() < tolerance * (1.0 + numeric.abs()),
                 "element {i}: finite difference {numeric}, backward {}",
                 analytic[i]
             );
@@ -374,10 +374,7 @@ fn the_fused_dense_layer_equals_linear_then_relu_in_values_and_gradients() {
             .unwrap()
             .broadcast_add(b.as_tensor())
             .unwrap();
-        let theirs = match activation {
-            Activation::Relu => z.relu().unwrap(),
-            Activation::Identity => z,
-        };
+        let theirs = activation.apply(&z).unwrap();
         let case = format!("{activation:?} {batch}x{inputs}→{outputs}");
         assert!(max_abs_diff(&ours, &theirs) < 1e-12, "{case}");
         let weights = random(&[batch, outputs], 4, DType::F64);
@@ -445,34 +442,7 @@ fn a_two_layer_dense_net_has_the_gradients_of_finite_differences() {
         let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
         smoothlab::loss::smoothed_cross_entropy(&logits, &y, 0.1).unwrap()
     };
-    let grads = loss(&x).backward().unwrap();
-    let h = 1e-6;
-    for var in vars.all_vars() {
-        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
-        let analytic = analytic.to_vec1::<f64>().unwrap();
-        let original = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        for i in 0..original.len() {
-            let shifted = |delta: f64| {
-                let mut values = original.clone();
-                values[i] += delta;
-                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-                    .unwrap();
-                loss(&x).to_scalar::<f64>().unwrap()
-            };
-            let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
-            shifted(0.0);
-            assert!(
-                (numeric - analytic[i]).abs() < 1e-8 * (1.0 + numeric.abs()),
-                "element {i}: finite difference {numeric}, backward {}",
-                analytic[i]
-            );
-        }
-    }
+    assert_gradients_are_finite_differences(&vars, || loss(&x), 1e-8);
 }
 
 #[test]
@@ -565,10 +535,7 @@ fn the_fused_batch_norm_equals_candles_in_values_gradients_and_running_statistic
             .unwrap();
         let a = ours.forward_t(x.as_tensor(), true).unwrap();
         let b = theirs.forward_t(x.as_tensor(), true).unwrap();
-        let b = match activation {
-            Activation::Relu => b.relu().unwrap(),
-            Activation::Identity => b,
-        };
+        let b = activation.apply(&b).unwrap();
         let case = format!("{activation:?} {shape:?}");
         assert!(max_abs_diff(&a, &b) < 1e-12, "{case}: values");
         let weights = random(&shape, 10, DType::F64);
@@ -608,10 +575,7 @@ fn the_fused_batch_norm_equals_candles_in_values_gradients_and_running_statistic
             ours.forward_t(x.as_tensor(), false).unwrap(),
             theirs.forward_t(x.as_tensor(), false).unwrap(),
         );
-        let eb = match activation {
-            Activation::Relu => eb.relu().unwrap(),
-            Activation::Identity => eb,
-        };
+        let eb = activation.apply(&eb).unwrap();
         assert!(max_abs_diff(&ea, &eb) < 1e-12, "{case}: evaluation");
     }
 }

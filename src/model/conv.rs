@@ -116,10 +116,7 @@ impl Conv2d {
             Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,
             None => y,
         };
-        match self.op.activation {
-            Activation::Identity => Ok(y),
-            Activation::Relu => y.relu(),
-        }
+        self.op.activation.apply(&y)
     }
 }
 

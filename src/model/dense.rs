@@ -25,6 +25,14 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The activation from candle's ops (the composite path on other devices and dtypes).
+    pub fn apply(self, z: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Identity => Ok(z.clone()),
+            Activation::Relu => z.relu(),
+        }
+    }
+
     /// The gradient at the activation's input, from the gradient at its output and the
     /// output `y` itself (a unit is on where `y > 0`). The incoming tensor itself for the
     /// identity, so nothing is copied.
@@ -78,11 +86,8 @@ impl Dense {
     }
 
     fn forward_composite(&self, x: &Tensor) -> Result<Tensor> {
-        let z = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        match self.activation {
-            Activation::Identity => Ok(z),
-            Activation::Relu => z.relu(),
-        }
+        self.activation
+            .apply(&x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
     }
 }
 

@@ -64,11 +64,7 @@ impl BatchNorm2d {
     }
 
     fn forward_composite(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.composite.forward_t(x, train)?;
-        match self.activation {
-            Activation::Identity => Ok(y),
-            Activation::Relu => y.relu(),
-        }
+        self.activation.apply(&self.composite.forward_t(x, train)?)
     }
 
     fn forward_fused<T: Float>(&self, x: &Tensor) -> Result<Tensor> {

@@ -80,11 +80,54 @@ impl<'a, T> Mat<'a, T> {
 
     /// Whether every element lies inside `data`.
     fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
-                < self.data.len()
+        fits(
+            self.rows,
+            self.cols,
+            self.row_stride,
+            self.col_stride,
+            self.data.len(),
+        )
     }
+}
+
+/// A matrix view of a mutable slice, as [`Mat`]: element `(i, j)` is
+/// `data[i·row_stride + j·col_stride]`; the elements in between are left alone.
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    pub data: &'a mut [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, T> MatMut<'a, T> {
+    /// A row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        fits(
+            self.rows,
+            self.cols,
+            self.row_stride,
+            self.col_stride,
+            self.data.len(),
+        )
+    }
+}
+
+/// Whether a `rows × cols` view with these strides lies inside `len` elements.
+fn fits(rows: usize, cols: usize, row_stride: usize, col_stride: usize, len: usize) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < len
 }
 
 /// candle's thread count for matrix products, worked out once (candle works it out for
@@ -94,9 +137,9 @@ fn threads() -> usize {
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
-/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, with `dst` row-major
-/// `lhs.rows × rhs.cols`. Parallel over candle's thread count, as candle's matmul is.
-pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: &mut [T], accumulate: bool) -> Result<()> {
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`. Parallel over candle's
+/// thread count, as candle's matmul is.
+pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: MatMut<T>, accumulate: bool) -> Result<()> {
     let threads = threads();
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
@@ -111,7 +154,7 @@ pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: &mut [T], accumulate: boo
 pub fn matmul_on_this_thread<T: Float>(
     lhs: Mat<T>,
     rhs: Mat<T>,
-    dst: &mut [T],
+    dst: MatMut<T>,
     accumulate: bool,
 ) -> Result<()> {
     product(lhs, rhs, dst, accumulate, gemm::Parallelism::None)
@@ -120,19 +163,25 @@ pub fn matmul_on_this_thread<T: Float>(
 fn product<T: Float>(
     lhs: Mat<T>,
     rhs: Mat<T>,
-    dst: &mut [T],
+    dst: MatMut<T>,
     accumulate: bool,
     parallelism: gemm::Parallelism,
 ) -> Result<()> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k || dst.len() != m * n || !lhs.in_bounds() || !rhs.in_bounds() {
+    if rhs.rows != k
+        || (dst.rows, dst.cols) != (m, n)
+        || !lhs.in_bounds()
+        || !rhs.in_bounds()
+        || !dst.in_bounds()
+    {
         bail!(
-            "matmul: shapes {}x{} · {}x{} into {} elements",
+            "matmul: shapes {}x{} · {}x{} into {}x{} (or a view outside its slice)",
             lhs.rows,
             lhs.cols,
             rhs.rows,
             rhs.cols,
-            dst.len()
+            dst.rows,
+            dst.cols
         );
     }
     if m == 0 || n == 0 {
@@ -140,7 +189,11 @@ fn product<T: Float>(
     }
     if k == 0 {
         if !accumulate {
-            dst.fill(T::zero());
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.row_stride + j * dst.col_stride] = T::zero();
+                }
+            }
         }
         return Ok(());
     }
@@ -151,9 +204,9 @@ fn product<T: Float>(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst.data.as_mut_ptr(),
+            dst.col_stride as isize,
+            dst.row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -185,7 +238,7 @@ mod tests {
         matmul(
             Mat::row_major(&a, 2, 3),
             Mat::row_major(&b, 3, 4),
-            &mut dst,
+            MatMut::row_major(&mut dst, 2, 4),
             false,
         )
         .unwrap();
@@ -199,7 +252,7 @@ mod tests {
         matmul(
             Mat::row_major(&b, 3, 4).t(),
             Mat::row_major(&a, 2, 3).t(),
-            &mut dst_t,
+            MatMut::row_major(&mut dst_t, 4, 2),
             true,
         )
         .unwrap();
@@ -217,9 +270,39 @@ mod tests {
         assert!(matmul(
             Mat::row_major(&a, 2, 3),
             Mat::row_major(&a, 3, 2),
-            &mut dst,
+            MatMut::row_major(&mut dst, 2, 2),
             false
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_strided_destination_gets_its_elements_and_nothing_else() {
+        let a: Vec<f64> = (0..6).map(|v| v as f64 - 2.0).collect(); // 2×3
+        let b: Vec<f64> = (0..12).map(|v| (v as f64) * 0.5).collect(); // 3×4
+                                                                       // Element (i, j) of the 2×4 product at 1 + 9·i + 2·j, inside 20 sevens.
+        let mut dst = vec![7.0; 20];
+        let view = MatMut {
+            data: &mut dst[1..],
+            rows: 2,
+            cols: 4,
+            row_stride: 9,
+            col_stride: 2,
+        };
+        matmul_on_this_thread(
+            Mat::row_major(&a, 2, 3),
+            Mat::row_major(&b, 3, 4),
+            view,
+            true,
+        )
+        .unwrap();
+        let mut expected = vec![7.0; 20];
+        for i in 0..2 {
+            for j in 0..4 {
+                expected[1 + 9 * i + 2 * j] +=
+                    (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f64>();
+            }
+        }
+        assert_eq!(dst, expected);
     }
 }

@@ -210,28 +210,33 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 #[test]
-fn im2col_convolution_equals_candles_in_values_and_gradients() {
-    for (k, stride, padding, size) in [
-        (3, 1, 1, 8),
-        (3, 2, 1, 8),
-        (5, 1, 2, 7),
-        (5, 1, 0, 9),
-        (3, 2, 0, 7),
-        (1, 1, 0, 5),
+fn the_fused_convolution_equals_candles_in_values_and_gradients() {
+    // The first six take im2col's products; the last three (stride 1, 16 channels in and
+    // out, 16×16 outputs) the kernel offsets'.
+    for (k, stride, padding, size, channels, activation) in [
+        (3, 1, 1, 8, 3, Activation::Identity),
+        (3, 2, 1, 8, 3, Activation::Identity),
+        (5, 1, 2, 7, 3, Activation::Relu),
+        (5, 1, 0, 9, 3, Activation::Identity),
+        (3, 2, 0, 7, 3, Activation::Identity),
+        (1, 1, 0, 5, 3, Activation::Identity),
+        (3, 1, 1, 16, 16, Activation::Identity),
+        (3, 1, 1, 16, 16, Activation::Relu),
+        (5, 1, 2, 17, 16, Activation::Identity),
     ] {
         let shape = ConvShape {
-            inputs: 3,
-            outputs: 4,
+            inputs: channels,
+            outputs: channels + 1,
             kernel: k,
             stride,
             padding,
             bias: true,
-            activation: Activation::Identity,
+            activation,
         };
         let vars = VarMap::new();
         let ours = conv(shape, ConvKernel::Im2col, &vars);
         let theirs = conv(shape, ConvKernel::Candle, &vars); // the same variables
-        let x = Var::from_tensor(&random(&[2, 3, size, size], 5, DType::F64)).unwrap();
+        let x = Var::from_tensor(&random(&[2, channels, size, size], 5, DType::F64)).unwrap();
         let a = ours.forward(x.as_tensor()).unwrap();
         let b = theirs.forward(x.as_tensor()).unwrap();
         assert_eq!(a.dims(), b.dims(), "k{k} s{stride} p{padding}");

@@ -1,18 +1,24 @@
-//! 2-D convolution as im2col + one matrix product per image on the CPU.
+//! 2-D convolution as matrix products on the CPU.
 //!
 //! candle's CPU `conv2d` runs its forward pass as im2col + gemm, but its backward pass
 //! computes the input gradient with a naive `conv_transpose2d` loop, and it computes that
 //! gradient even for the input images, which nothing needs. Here a convolution (with its
-//! bias and ReLU) is one custom op, parallel over the images of the batch: each image is
-//! unfolded into a per-thread buffer and multiplied by the weight, which writes its
-//! output straight in `[out, h, w]` order, the bias as the product's initial value.
-//! Backward, the weight gradient is one product per image accumulated per thread, the
-//! input gradient one product and a col2im, and the images get none
-//! (`smoothlab bench train` compares it with candle's).
+//! bias and ReLU) is one custom op, parallel over the images of the batch, with one of
+//! two formulations per layer ([`Products`]):
+//!
+//! - im2col: each image is unfolded into a per-thread buffer and multiplied by the
+//!   weight, which writes its output straight in `[out, h, w]` order, the bias as the
+//!   product's initial value. Backward, the weight gradient is one product per image
+//!   accumulated per thread, the input gradient one product and a col2im;
+//! - kernel offsets ([`ShiftedConv`]), for stride-1 layers with enough channels and
+//!   pixels: k·k products over the padded image, with no unfolded copy.
+//!
+//! The images get no gradient (`smoothlab bench train` compares it with candle's).
 
 use super::im2col::{fold, unfold, unfold_patches, Window};
+use super::shifted::ShiftedConv;
 use super::Activation;
-use crate::cpu::{self, Float, Mat};
+use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::backend::BackendStorage;
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, Result,
@@ -149,6 +155,25 @@ struct ConvOp {
 /// Patch length (`c·k·k`) from which the weight gradient unfolds images patch by patch.
 const LONG_PATCH: usize = 64;
 
+/// How the CPU op computes a convolution's matrix products.
+#[derive(Debug, Clone, Copy)]
+enum Products {
+    /// One product per image, over its unfolded patches ([`unfold`]).
+    Im2col,
+    /// One product per kernel offset, over the padded image ([`ShiftedConv`]).
+    Shifted(ShiftedConv),
+}
+
+impl Products {
+    /// Length of the per-thread scratch buffer each pass needs.
+    fn scratch_len(&self, d: &Dims) -> usize {
+        match self {
+            Self::Im2col => d.patch * d.pixels,
+            Self::Shifted(conv) => conv.padded_len() + conv.wide_len(),
+        }
+    }
+}
+
 /// The sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
 struct Dims {
@@ -184,6 +209,21 @@ impl Dims {
         })
     }
 
+    /// The products that compute this convolution: by kernel offsets where they measured
+    /// faster than im2col (`bench models` on ResNet-20's layers, per layer forward and
+    /// backward: 2.7× at 16 channels of 32×32, 1.5× at 32 of 16×16, slower at 64 of 8×8,
+    /// where the wide rows' extra columns are a quarter of the work): stride 1, products
+    /// at least 16 deep, and at least 16×16 outputs.
+    fn products(&self, window: Window) -> Products {
+        let [c, ..] = self.image;
+        match ShiftedConv::new(self.image, self.outputs, window) {
+            Some(conv) if c >= 16 && self.outputs >= 16 && self.pixels >= 256 => {
+                Products::Shifted(conv)
+            }
+            _ => Products::Im2col,
+        }
+    }
+
     fn output_shape(&self, window: Window) -> Shape {
         let [_, h, w] = self.image;
         Shape::from((self.batch, self.outputs, window.output(h), window.output(w)))
@@ -199,8 +239,9 @@ impl ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let name = "convolution";
         let d = Dims::new(x_l.shape(), w_l.shape(), self.window)?;
+        let products = d.products(self.window);
         let x = cpu::slice::<T>(x, x_l, name)?;
-        let weight = Mat::row_major(cpu::slice::<T>(w, w_l, name)?, d.outputs, d.patch);
+        let w = cpu::slice::<T>(w, w_l, name)?;
         let bias = bias
             .map(|(b, b_l)| cpu::slice::<T>(b, b_l, name))
             .transpose()?;
@@ -209,25 +250,59 @@ impl ConvOp {
         y.par_chunks_mut(d.outputs * d.pixels)
             .zip(x.par_chunks(image_len))
             .try_for_each_init(
-                || vec![T::zero(); d.patch * d.pixels],
-                |columns, (y, x)| -> Result<()> {
-                    unfold(x, d.image, self.window, columns);
-                    if let Some(bias) = bias {
-                        for (row, &b) in y.chunks_mut(d.pixels).zip(bias) {
-                            row.fill(b);
+                || vec![T::zero(); products.scratch_len(&d)],
+                |scratch, (y, x)| -> Result<()> {
+                    let bias_to_add = match products {
+                        Products::Im2col => {
+                            unfold(x, d.image, self.window, scratch);
+                            // The bias is the product's initial value.
+                            if let Some(bias) = bias {
+                                for (plane, &b) in y.chunks_mut(d.pixels).zip(bias) {
+                                    plane.fill(b);
+                                }
+                            }
+                            cpu::matmul_on_this_thread(
+                                Mat::row_major(w, d.outputs, d.patch),
+                                Mat::row_major(scratch.as_slice(), d.patch, d.pixels),
+                                MatMut::row_major(y, d.outputs, d.pixels),
+                                bias.is_some(),
+                            )?;
+                            None
                         }
-                    }
-                    let columns = Mat::row_major(columns.as_slice(), d.patch, d.pixels);
-                    cpu::matmul_on_this_thread(weight, columns, y, bias.is_some())?;
-                    if self.activation == Activation::Relu {
-                        for v in y.iter_mut() {
-                            *v = if *v < T::zero() { T::zero() } else { *v };
+                        Products::Shifted(conv) => {
+                            let (padded, wide) = scratch.split_at_mut(conv.padded_len());
+                            conv.pad(x, padded);
+                            conv.forward(w, padded, wide)?;
+                            conv.narrow(wide, y);
+                            bias
                         }
-                    }
+                    };
+                    self.finish(y, bias_to_add, d.pixels);
                     Ok(())
                 },
             )?;
         Ok((T::to_cpu_storage_owned(y), d.output_shape(self.window)))
+    }
+
+    /// Adds `bias` (one value per plane of `pixels`) to one image's output and applies the
+    /// activation, in one pass.
+    fn finish<T: Float>(&self, y: &mut [T], bias: Option<&[T]>, pixels: usize) {
+        let relu = self.activation == Activation::Relu;
+        if bias.is_none() && !relu {
+            return;
+        }
+        for (c, plane) in y.chunks_mut(pixels).enumerate() {
+            let b = bias.map_or_else(T::zero, |bias| bias[c]);
+            for v in plane.iter_mut() {
+                let sum = *v + b;
+                // NaN stays NaN (a diverged run shows as one), as in PyTorch.
+                *v = if relu && sum < T::zero() {
+                    T::zero()
+                } else {
+                    sum
+                };
+            }
+        }
     }
 
     /// Gradients of `x` (when it needs one), the weight and the bias (when there is one).
@@ -255,6 +330,7 @@ impl ConvOp {
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let name = "convolution";
         let d = Dims::new(x.shape(), w.shape(), self.window)?;
+        let products = d.products(self.window);
         let out_len = d.outputs * d.pixels;
         let image_len: usize = d.image.iter().product();
         let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
@@ -266,27 +342,42 @@ impl ConvOp {
                             vec![T::zero(); d.outputs * d.patch],
                             vec![T::zero(); d.outputs],
                         );
-                        (sums, vec![T::zero(); d.patch * d.pixels])
+                        (sums, vec![T::zero(); products.scratch_len(&d)])
                     },
-                    |((mut grad_w, mut grad_b), mut patches), (g, x)| -> Result<_> {
-                        // gemm packs the patch operand of this product along patches. From
-                        // the column layout that is a gather, element by element, which
-                        // costs more than writing the patches directly once they are
-                        // long; short ones (a first layer's few channels) are cheaper
-                        // gathered. The threshold is measured (`bench models`).
-                        let patches_mat = if d.patch >= LONG_PATCH {
-                            unfold_patches(x, d.image, self.window, &mut patches);
-                            Mat::row_major(patches.as_slice(), d.pixels, d.patch)
-                        } else {
-                            unfold(x, d.image, self.window, &mut patches);
-                            Mat::row_major(patches.as_slice(), d.patch, d.pixels).t()
-                        };
-                        let g = Mat::row_major(g, d.outputs, d.pixels);
-                        cpu::matmul_on_this_thread(g, patches_mat, &mut grad_w, true)?;
-                        for (sum, row) in grad_b.iter_mut().zip(g.data.chunks(d.pixels)) {
+                    |((mut grad_w, mut grad_b), mut scratch), (g, x)| -> Result<_> {
+                        match products {
+                            Products::Im2col => {
+                                // gemm packs the patch operand of this product along
+                                // patches. From the column layout that is a gather, element
+                                // by element, which costs more than writing the patches
+                                // directly once they are long; short ones (a first layer's
+                                // few channels) are cheaper gathered. The threshold is
+                                // measured (`bench models`).
+                                let patches = if d.patch >= LONG_PATCH {
+                                    unfold_patches(x, d.image, self.window, &mut scratch);
+                                    Mat::row_major(scratch.as_slice(), d.pixels, d.patch)
+                                } else {
+                                    unfold(x, d.image, self.window, &mut scratch);
+                                    Mat::row_major(scratch.as_slice(), d.patch, d.pixels).t()
+                                };
+                                cpu::matmul_on_this_thread(
+                                    Mat::row_major(g, d.outputs, d.pixels),
+                                    patches,
+                                    MatMut::row_major(&mut grad_w, d.outputs, d.patch),
+                                    true,
+                                )?;
+                            }
+                            Products::Shifted(conv) => {
+                                let (padded, wide_g) = scratch.split_at_mut(conv.padded_len());
+                                conv.pad(x, padded);
+                                conv.widen(g, wide_g);
+                                conv.add_weight_grad(wide_g, padded, &mut grad_w)?;
+                            }
+                        }
+                        for (sum, row) in grad_b.iter_mut().zip(g.chunks(d.pixels)) {
                             *sum += row.iter().fold(T::zero(), |a, &b| a + b);
                         }
-                        Ok(((grad_w, grad_b), patches))
+                        Ok(((grad_w, grad_b), scratch))
                     },
                 )
                 .map(|partial| partial.map(|(sums, _)| sums))
@@ -307,16 +398,31 @@ impl ConvOp {
         let grad_x = if x.track_op() {
             let mut grad_x = vec![T::zero(); d.batch * image_len];
             cpu::with_slice(w, name, |w: &[T]| {
-                let weight_t = Mat::row_major(w, d.outputs, d.patch).t();
                 grad_x
                     .par_chunks_mut(image_len)
                     .zip(g.par_chunks(out_len))
                     .try_for_each_init(
-                        || vec![T::zero(); d.patch * d.pixels],
-                        |columns, (grad_x, g)| -> Result<()> {
-                            let g = Mat::row_major(g, d.outputs, d.pixels);
-                            cpu::matmul_on_this_thread(weight_t, g, columns, false)?;
-                            fold(columns, d.image, self.window, grad_x);
+                        || vec![T::zero(); products.scratch_len(&d)],
+                        |scratch, (grad_x, g)| -> Result<()> {
+                            match products {
+                                Products::Im2col => {
+                                    cpu::matmul_on_this_thread(
+                                        Mat::row_major(w, d.outputs, d.patch).t(),
+                                        Mat::row_major(g, d.outputs, d.pixels),
+                                        MatMut::row_major(scratch, d.patch, d.pixels),
+                                        false,
+                                    )?;
+                                    fold(scratch, d.image, self.window, grad_x);
+                                }
+                                Products::Shifted(conv) => {
+                                    let (padded_grad, wide_g) =
+                                        scratch.split_at_mut(conv.padded_len());
+                                    padded_grad.fill(T::zero());
+                                    conv.widen(g, wide_g);
+                                    conv.add_input_grad(w, wide_g, padded_grad)?;
+                                    conv.unpad(padded_grad, grad_x);
+                                }
+                            }
                             Ok(())
                         },
                     )

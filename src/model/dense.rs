@@ -10,7 +10,7 @@
 //!
 //! On other devices and dtypes it is the composite of candle's ops.
 
-use crate::cpu::{self, Float, Mat};
+use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{linear, VarBuilder};
@@ -138,7 +138,7 @@ impl DenseOp {
         cpu::matmul(
             Mat::row_major(x, batch, inputs),
             Mat::row_major(w, outputs, inputs).t(),
-            &mut y,
+            MatMut::row_major(&mut y, batch, outputs),
             true,
         )?;
         if self.0 == Activation::Relu {
@@ -185,7 +185,7 @@ impl DenseOp {
             cpu::matmul(
                 g_mat.t(),
                 Mat::row_major(x, batch, inputs),
-                &mut grad_w,
+                MatMut::row_major(&mut grad_w, outputs, inputs),
                 false,
             )
         })??;
@@ -196,7 +196,7 @@ impl DenseOp {
                 cpu::matmul(
                     g_mat,
                     Mat::row_major(w, outputs, inputs),
-                    &mut grad_x,
+                    MatMut::row_major(&mut grad_x, batch, inputs),
                     false,
                 )
             })??;

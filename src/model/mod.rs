@@ -10,6 +10,7 @@ mod lenet;
 mod mlp;
 mod norm;
 mod resnet;
+mod shifted;
 
 pub use conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
 pub use dense::{Activation, Dense};

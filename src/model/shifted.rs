@@ -1,0 +1,331 @@
+//! A stride-1 convolution of one image as k·k matrix products, one per kernel offset,
+//! with no unfolded copy of the image.
+//!
+//! The image is copied into a zero-padded buffer `[c, h + 2p, w + 2p]`. An output
+//! computed over *wide* rows of `w + 2p` columns (of which the last `k − 1` are not
+//! outputs) reads, at kernel offset `(ky, kx)`, the padded buffer shifted by
+//! `ky·(w + 2p) + kx`: a `[c, out_h·(w + 2p)]` matrix whose row stride is the padded
+//! plane, which gemm takes as it is. So
+//!
+//! - forward: `wide_y = Σ W[:, :, ky, kx] · shifted(x)`;
+//! - weight gradient: `dW[:, :, ky, kx] = wide_g · shifted(x)ᵀ`, with the wide gradient's
+//!   extra columns zero;
+//! - input gradient: `shifted(dx_padded) += W[:, :, ky, kx]ᵀ · wide_g`, then the padding
+//!   dropped.
+//!
+//! im2col copies every pixel k·k times and gemm reads the copy back; this formulation
+//! pays for the wide rows' extra columns instead (6 % at 32 pixels with a 3×3 window,
+//! 25 % at 8) and for products only `c` deep, so it wins on wide images with enough
+//! channels (see [`super::conv`] for where it is used).
+
+use super::im2col::Window;
+use crate::cpu::{self, Float, Mat, MatMut};
+use candle_core::Result;
+
+/// The geometry of one stride-1 convolution by kernel offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedConv {
+    channels: usize,
+    outputs: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    padding: usize,
+}
+
+impl ShiftedConv {
+    /// `None` unless the window's stride is 1.
+    pub fn new([channels, height, width]: [usize; 3], outputs: usize, win: Window) -> Option<Self> {
+        (win.stride == 1 && win.fits(height, width)).then_some(Self {
+            channels,
+            outputs,
+            height,
+            width,
+            kernel: win.kernel,
+            padding: win.padding,
+        })
+    }
+
+    /// Columns of a padded row, and of a wide output row.
+    fn padded_width(&self) -> usize {
+        self.width + 2 * self.padding
+    }
+
+    /// Elements of one padded channel.
+    fn padded_plane(&self) -> usize {
+        (self.height + 2 * self.padding) * self.padded_width()
+    }
+
+    fn output_height(&self) -> usize {
+        self.height + 2 * self.padding + 1 - self.kernel
+    }
+
+    fn output_width(&self) -> usize {
+        self.padded_width() + 1 - self.kernel
+    }
+
+    /// Elements of one wide output channel.
+    fn wide_plane(&self) -> usize {
+        self.output_height() * self.padded_width()
+    }
+
+    /// Length of a padded image (or input gradient) buffer: the padded channels, plus
+    /// the `k − 1` elements that the last channel's last shifted read runs past them
+    /// (into the extra columns, which no output uses).
+    pub fn padded_len(&self) -> usize {
+        self.channels * self.padded_plane() + self.kernel - 1
+    }
+
+    /// Length of a wide output (or output gradient) buffer.
+    pub fn wide_len(&self) -> usize {
+        self.outputs * self.wide_plane()
+    }
+
+    /// Copies `image [c, h, w]` into the interior of `padded`, whose border the caller
+    /// keeps at zero (nothing here writes it).
+    pub fn pad<T: Copy>(&self, image: &[T], padded: &mut [T]) {
+        let (w, p, pw) = (self.width, self.padding, self.padded_width());
+        for (rows, plane) in image
+            .chunks_exact(self.height * w)
+            .zip(padded.chunks_exact_mut(self.padded_plane()))
+        {
+            for (row, dst) in rows.chunks_exact(w).zip(plane[p * pw..].chunks_mut(pw)) {
+                dst[p..p + w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The interior of `padded` into `image [c, h, w]`: the inverse of [`Self::pad`].
+    pub fn unpad<T: Copy>(&self, padded: &[T], image: &mut [T]) {
+        let (w, p, pw) = (self.width, self.padding, self.padded_width());
+        for (rows, plane) in image
+            .chunks_exact_mut(self.height * w)
+            .zip(padded.chunks_exact(self.padded_plane()))
+        {
+            for (row, src) in rows.chunks_exact_mut(w).zip(plane[p * pw..].chunks(pw)) {
+                row.copy_from_slice(&src[p..p + w]);
+            }
+        }
+    }
+
+    /// `output [outputs, out_h, out_w]` into the wide rows of `wide`, whose extra columns
+    /// the caller keeps at zero (nothing here writes them).
+    pub fn widen<T: Copy>(&self, output: &[T], wide: &mut [T]) {
+        let ow = self.output_width();
+        for (row, dst) in output
+            .chunks_exact(ow)
+            .zip(wide.chunks_exact_mut(self.padded_width()))
+        {
+            dst[..ow].copy_from_slice(row);
+        }
+    }
+
+    /// The output rows of `wide` into `output [outputs, out_h, out_w]`: the inverse of
+    /// [`Self::widen`].
+    pub fn narrow<T: Copy>(&self, wide: &[T], output: &mut [T]) {
+        let ow = self.output_width();
+        for (row, src) in output
+            .chunks_exact_mut(ow)
+            .zip(wide.chunks_exact(self.padded_width()))
+        {
+            row.copy_from_slice(&src[..ow]);
+        }
+    }
+
+    /// Kernel offsets `(index into a k×k window, shift in the padded image)`.
+    fn offsets(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (k, pw) = (self.kernel, self.padded_width());
+        (0..k * k).map(move |i| (i, (i / k) * pw + i % k))
+    }
+
+    /// The padded image shifted by `shift`, as a `[c, out_h·padded_width]` matrix.
+    fn shifted<'a, T>(&self, padded: &'a [T], shift: usize) -> Mat<'a, T> {
+        Mat {
+            data: &padded[shift..],
+            rows: self.channels,
+            cols: self.wide_plane(),
+            row_stride: self.padded_plane(),
+            col_stride: 1,
+        }
+    }
+
+    /// `W[:, :, ky, kx]` (`[outputs, c]`) of a weight `[outputs, c, k, k]`.
+    fn weight_at<'a, T>(&self, weight: &'a [T], index: usize) -> Mat<'a, T> {
+        let kk = self.kernel * self.kernel;
+        Mat {
+            data: &weight[index..],
+            rows: self.outputs,
+            cols: self.channels,
+            row_stride: self.channels * kk,
+            col_stride: kk,
+        }
+    }
+
+    /// `wide = Σ W[:, :, ky, kx] · shifted(padded)` (`wide` is overwritten).
+    pub fn forward<T: Float>(&self, weight: &[T], padded: &[T], wide: &mut [T]) -> Result<()> {
+        for (index, shift) in self.offsets() {
+            let dst = MatMut::row_major(&mut *wide, self.outputs, self.wide_plane());
+            cpu::matmul_on_this_thread(
+                self.weight_at(weight, index),
+                self.shifted(padded, shift),
+                dst,
+                index > 0,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `grad_w [outputs, c, k, k] += wide_g · shifted(padded)ᵀ` per offset.
+    pub fn add_weight_grad<T: Float>(
+        &self,
+        wide_g: &[T],
+        padded: &[T],
+        grad_w: &mut [T],
+    ) -> Result<()> {
+        let g = Mat::row_major(wide_g, self.outputs, self.wide_plane());
+        let kk = self.kernel * self.kernel;
+        for (index, shift) in self.offsets() {
+            let dst = MatMut {
+                data: &mut grad_w[index..],
+                rows: self.outputs,
+                cols: self.channels,
+                row_stride: self.channels * kk,
+                col_stride: kk,
+            };
+            cpu::matmul_on_this_thread(g, self.shifted(padded, shift).t(), dst, true)?;
+        }
+        Ok(())
+    }
+
+    /// `shifted(padded_grad) += W[:, :, ky, kx]ᵀ · wide_g` per offset: the gradient of the
+    /// padded image (the caller zeroes `padded_grad` first and [`Self::unpad`]s it).
+    pub fn add_input_grad<T: Float>(
+        &self,
+        weight: &[T],
+        wide_g: &[T],
+        padded_grad: &mut [T],
+    ) -> Result<()> {
+        let g = Mat::row_major(wide_g, self.outputs, self.wide_plane());
+        for (index, shift) in self.offsets() {
+            let dst = MatMut {
+                data: &mut padded_grad[shift..],
+                rows: self.channels,
+                cols: self.wide_plane(),
+                row_stride: self.padded_plane(),
+                col_stride: 1,
+            };
+            cpu::matmul_on_this_thread(self.weight_at(weight, index).t(), g, dst, true)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::im2col::{fold, unfold};
+    use super::*;
+
+    fn wave(n: usize, step: f64) -> Vec<f64> {
+        (0..n).map(|i| (i as f64 * step).sin()).collect()
+    }
+
+    /// The `rows × cols` product of `a` (`rows × depth`) and `b` (`depth × cols`), given
+    /// entry by entry, row-major.
+    fn product(
+        [rows, depth, cols]: [usize; 3],
+        a: impl Fn(usize, usize) -> f64,
+        b: impl Fn(usize, usize) -> f64,
+    ) -> Vec<f64> {
+        (0..rows * cols)
+            .map(|e| (0..depth).map(|l| a(e / cols, l) * b(l, e % cols)).sum())
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() < 1e-12, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// The three passes against im2col's (`columns = unfold(x)`: `y = W · columns`,
+    /// `dW = g · columnsᵀ`, `dx = fold(Wᵀ · g)`), computed entry by entry.
+    #[test]
+    fn the_offset_products_equal_im2cols() {
+        for (k, padding, h, w, c, outputs) in [
+            (3, 1, 5, 6, 2, 3),
+            (3, 0, 6, 5, 3, 2),
+            (5, 2, 7, 7, 2, 4),
+            (5, 0, 9, 6, 1, 2),
+            (1, 0, 4, 3, 3, 3),
+            (3, 2, 4, 4, 2, 2),
+        ] {
+            let what = format!("k{k} p{padding} {h}x{w} c{c} o{outputs}");
+            let win = Window {
+                kernel: k,
+                stride: 1,
+                padding,
+            };
+            let conv = ShiftedConv::new([c, h, w], outputs, win).unwrap();
+            let (oh, ow) = (win.output(h), win.output(w));
+            let (patch, pixels) = (c * k * k, oh * ow);
+            let x = wave(c * h * w, 0.37);
+            let weight = wave(outputs * patch, 0.11);
+            let g = wave(outputs * pixels, 0.7);
+            let mut columns = vec![0.0; patch * pixels];
+            unfold(&x, [c, h, w], win, &mut columns);
+
+            let mut padded = vec![0.0; conv.padded_len()];
+            conv.pad(&x, &mut padded);
+            let mut wide = vec![f64::NAN; conv.wide_len()];
+            conv.forward(&weight, &padded, &mut wide).unwrap();
+            let mut y = vec![f64::NAN; outputs * pixels];
+            conv.narrow(&wide, &mut y);
+            let expected = product(
+                [outputs, patch, pixels],
+                |i, l| weight[i * patch + l],
+                |l, j| columns[l * pixels + j],
+            );
+            close(&y, &expected, &format!("{what}: forward"));
+
+            let mut wide_g = vec![0.0; conv.wide_len()];
+            conv.widen(&g, &mut wide_g);
+            let mut grad_w = vec![1.0; outputs * patch];
+            conv.add_weight_grad(&wide_g, &padded, &mut grad_w).unwrap();
+            let expected: Vec<f64> = product(
+                [outputs, pixels, patch],
+                |i, l| g[i * pixels + l],
+                |l, j| columns[j * pixels + l],
+            )
+            .iter()
+            .map(|v| 1.0 + v)
+            .collect();
+            close(&grad_w, &expected, &format!("{what}: weight gradient"));
+
+            let mut padded_grad = vec![0.0; conv.padded_len()];
+            conv.add_input_grad(&weight, &wide_g, &mut padded_grad)
+                .unwrap();
+            let mut grad_x = vec![f64::NAN; x.len()];
+            conv.unpad(&padded_grad, &mut grad_x);
+            let grad_columns = product(
+                [patch, outputs, pixels],
+                |i, l| weight[l * patch + i],
+                |l, j| g[l * pixels + j],
+            );
+            let mut expected = vec![0.0; x.len()];
+            fold(&grad_columns, [c, h, w], win, &mut expected);
+            close(&grad_x, &expected, &format!("{what}: input gradient"));
+        }
+    }
+
+    #[test]
+    fn only_stride_one_windows_are_taken() {
+        let win = |stride| Window {
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        assert!(ShiftedConv::new([2, 8, 8], 2, win(1)).is_some());
+        assert!(ShiftedConv::new([2, 8, 8], 2, win(2)).is_none());
+    }
+}

@@ -1,8 +1,13 @@
 use super::conv::{global_average_pool, Conv2d, ConvKernel, ConvShape};
 use super::norm::BatchNorm2d;
 use super::{Activation, Classifier, Dense, Pass};
-use candle_core::{Module, ModuleT, Tensor};
+use crate::cpu::{self, Float};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    bail, CpuStorage, CustomOp2, DType, Layout, Module, ModuleT, Result, Shape, Tensor,
+};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 /// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
 /// channels, then three stages of n basic blocks (`width`, 2·`width`, 4·`width`
@@ -27,7 +32,7 @@ impl Resnet {
         classes: usize,
         kernel: ConvKernel,
         vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
+    ) -> Result<Self> {
         let n = (depth - 2) / 6;
         let stem = conv3x3(channels, width, 1, kernel, vb.pp("stem"))?;
         let stem_norm = BatchNorm2d::new(width, Activation::Relu, vb.pp("stem_norm"))?;
@@ -53,7 +58,7 @@ impl Resnet {
 }
 
 impl Classifier for Resnet {
-    fn features(&self, x: &Tensor, pass: &mut Pass) -> candle_core::Result<Tensor> {
+    fn features(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let train = matches!(pass, Pass::Train(_));
         let mut h = self.stem_norm.forward_t(&self.stem.forward(x)?, train)?;
         for block in &self.blocks {
@@ -62,7 +67,7 @@ impl Classifier for Resnet {
         global_average_pool(&h)
     }
 
-    fn head(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+    fn head(&self, features: &Tensor) -> Result<Tensor> {
         self.head.forward(features)
     }
 }
@@ -73,7 +78,7 @@ fn conv3x3(
     stride: usize,
     kernel: ConvKernel,
     vb: VarBuilder,
-) -> candle_core::Result<Conv2d> {
+) -> Result<Conv2d> {
     let shape = ConvShape {
         inputs,
         outputs,
@@ -103,7 +108,7 @@ impl BasicBlock {
         stride: usize,
         kernel: ConvKernel,
         vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
+    ) -> Result<Self> {
         Ok(Self {
             conv1: conv3x3(inputs, outputs, stride, kernel, vb.pp("conv1"))?,
             norm1: BatchNorm2d::new(outputs, Activation::Relu, vb.pp("norm1"))?,
@@ -113,20 +118,105 @@ impl BasicBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.norm1.forward_t(&self.conv1.forward(x)?, train)?;
         let h = self.norm2.forward_t(&self.conv2.forward(&h)?, train)?;
         let shortcut = match self.downsample {
             None => x.clone(),
             Some((stride, extra)) => option_a_shortcut(x, stride, extra)?,
         };
-        (h + shortcut)?.relu()
+        add_relu(&h, &shortcut)
+    }
+}
+
+/// `relu(a + b)`, the end of a residual block. On the CPU (f32, f64) one op: one pass
+/// forward, and backward one pass for the ReLU mask whose result is both inputs'
+/// gradient. As candle's `add` then `relu` it was two passes forward and about six
+/// backward (relu's mask rebuilt from a comparison, a cast and a product, each input's
+/// gradient a copy). Elsewhere those two ops. The gradient at exactly 0 is 0, as in
+/// PyTorch.
+fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if cpu::applies(a) && a.dtype() == b.dtype() && a.device().same_device(b.device()) {
+        a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+    } else {
+        (a + b)?.relu()
+    }
+}
+
+struct AddRelu;
+
+impl AddRelu {
+    fn forward<T: Float>(
+        (a, a_l): (&CpuStorage, &Layout),
+        (b, b_l): (&CpuStorage, &Layout),
+    ) -> Result<(CpuStorage, Shape)> {
+        if a_l.shape() != b_l.shape() {
+            bail!(
+                "residual sum: shapes {:?} and {:?} differ",
+                a_l.shape(),
+                b_l.shape()
+            );
+        }
+        let name = "residual sum";
+        let (a, b) = (
+            cpu::slice::<T>(a, a_l, name)?,
+            cpu::slice::<T>(b, b_l, name)?,
+        );
+        let y: Vec<T> = a
+            .par_iter()
+            .zip(b)
+            .map(|(&a, &b)| {
+                let sum = a + b;
+                // NaN stays NaN (a diverged run shows as one), as in PyTorch.
+                if sum < T::zero() {
+                    T::zero()
+                } else {
+                    sum
+                }
+            })
+            .collect();
+        Ok((T::to_cpu_storage_owned(y), a_l.shape().clone()))
+    }
+}
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a: &CpuStorage,
+        a_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match a.dtype() {
+            DType::F32 => Self::forward::<f32>((a, a_l), (b, b_l)),
+            DType::F64 => Self::forward::<f64>((a, a_l), (b, b_l)),
+            other => bail!("residual sum: no CPU kernel for {other:?}"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = match y.dtype() {
+            DType::F32 => Activation::Relu.backward::<f32>(y, grad)?,
+            DType::F64 => Activation::Relu.backward::<f64>(y, grad)?,
+            other => bail!("residual sum: no CPU kernel for {other:?}"),
+        };
+        Ok((Some(g.clone()), Some(g)))
     }
 }
 
 /// `x[:, :, ::stride, ::stride]`, then `extra` zero channels split evenly before and
 /// after (as in the reference implementations of option A).
-fn option_a_shortcut(x: &Tensor, stride: usize, extra: usize) -> candle_core::Result<Tensor> {
+fn option_a_shortcut(x: &Tensor, stride: usize, extra: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (out_h, out_w) = (h.div_ceil(stride), w.div_ceil(stride));
     let x = x
@@ -137,4 +227,46 @@ fn option_a_shortcut(x: &Tensor, stride: usize, extra: usize) -> candle_core::Re
         .narrow(5, 0, 1)?
         .reshape((n, c, out_h, out_w))?;
     x.pad_with_zeros(1, extra / 2, extra - extra / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn the_fused_residual_sum_equals_add_then_relu_and_is_off_at_zero() {
+        let dev = Device::Cpu;
+        let a = Var::new(&[[1.5f64, -2.0, 0.25], [-0.5, 3.0, -1.0]], &dev).unwrap();
+        let b = Var::new(&[[-1.0f64, 1.0, 0.5], [0.5, -4.0, 2.5]], &dev).unwrap();
+        let weights = Tensor::new(&[[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]], &dev).unwrap();
+        let fused = add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+        let composite = (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap();
+        let sums = [[0.5, 0.0, 0.75], [0.0, 0.0, 1.5]];
+        assert_eq!(fused.to_vec2::<f64>().unwrap(), sums);
+        assert_eq!(composite.to_vec2::<f64>().unwrap(), sums);
+
+        let grads = (&fused * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        // On where the sum is positive; off below 0 and at exactly 0 ([1][0]: −0.5 + 0.5),
+        // where candle's relu would pass the gradient.
+        let expected = [[1.0, 0.0, 3.0], [0.0, 0.0, 6.0]];
+        for v in [&a, &b] {
+            let g = grads.get(v.as_tensor()).unwrap().to_vec2::<f64>().unwrap();
+            assert_eq!(g, expected);
+        }
+    }
+
+    #[test]
+    fn the_fused_residual_sum_rejects_different_shapes() {
+        let dev = Device::Cpu;
+        let a = Tensor::zeros((2, 3), DType::F32, &dev).unwrap();
+        let b = Tensor::zeros((3, 2), DType::F32, &dev).unwrap();
+        let err = add_relu(&a, &b).unwrap_err().to_string();
+        assert!(err.contains("differ"), "{err}");
+    }
 }

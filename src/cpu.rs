@@ -9,6 +9,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
+use rayon::prelude::*;
 
 /// The elements of a contiguous CPU storage of dtype `T`.
 pub fn slice<'a, T: WithDType>(
@@ -38,6 +39,109 @@ pub fn with_slice<T: WithDType, R>(t: &Tensor, op: &str, f: impl FnOnce(&[T]) ->
 /// Whether the fused CPU kernels apply to `t`: f32 or f64 on the CPU.
 pub fn applies(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512, else AVX2
+/// with FMA), chosen at run time, so that the loops inside `f` are vectorised with them.
+/// The crate itself is compiled for baseline x86-64 (SSE2, four f32 lanes), so that one
+/// binary runs on any x86-64 machine; gemm dispatches the same way. `f` must be the
+/// whole loop, not one element: what it calls is compiled for the wider instructions
+/// only where it is inlined into it.
+#[inline(always)]
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+/// `dst[i] = f(dst[i], [a[i], b[i], …])` for every element of `dst`, vectorised (see
+/// [`vectorized`]). The sources are at least as long as `dst`.
+pub fn zip_map<T: Copy, const N: usize>(
+    dst: &mut [T],
+    srcs: [&[T]; N],
+    f: impl Fn(T, [T; N]) -> T,
+) {
+    vectorized(
+        #[inline(always)]
+        move || zip_map_here(dst, srcs, f),
+    )
+}
+
+/// [`zip_map`] in parallel over chunks of `dst`.
+pub fn par_zip_map<T: Copy + Send + Sync, const N: usize>(
+    dst: &mut [T],
+    srcs: [&[T]; N],
+    f: impl Fn(T, [T; N]) -> T + Sync,
+) {
+    /// Elements per task: enough to amortise a task, few enough to share the work out.
+    const CHUNK: usize = 1 << 14;
+    dst.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, dst)| zip_map(dst, srcs.map(|s| &s[i * CHUNK..]), &f));
+}
+
+// A function of its own so that `dst` is a `noalias` argument: without that the
+// vectoriser cannot assume that stores to it leave the sources and `f`'s captures alone.
+#[inline(always)]
+fn zip_map_here<T: Copy, const N: usize>(
+    dst: &mut [T],
+    srcs: [&[T]; N],
+    f: impl Fn(T, [T; N]) -> T,
+) {
+    let n = dst.len();
+    let srcs = srcs.map(|s| &s[..n]);
+    for i in 0..n {
+        dst[i] = f(dst[i], srcs.map(|s| s[i]));
+    }
+}
+
+/// Independent running sums in [`lane_sums`]: one running sum is bound by the latency of
+/// each addition; this many the compiler keeps in vector registers.
+const LANES: usize = 16;
+
+/// `Σ f(v)` over `values`, in `LANES` running sums of `T` (a plane of at most a few
+/// thousand values puts a few hundred in each), added up in f64.
+pub fn lane_sum<T: Float>(values: &[T], f: impl Fn(T) -> T) -> f64 {
+    let [sum] = lane_sums([values; 3], |[v, _, _]| [f(v)]);
+    sum
+}
+
+/// `Σ f(a, b, c)` over three equally long slices, for each of the `S` values `f`
+/// returns, as [`lane_sum`] does.
+pub fn lane_sums<T: Float, const S: usize>(
+    slices: [&[T]; 3],
+    f: impl Fn([T; 3]) -> [T; S],
+) -> [f64; S] {
+    vectorized(
+        #[inline(always)]
+        || lane_sums_here(slices, f),
+    )
+}
+
+#[inline(always)]
+fn lane_sums_here<T: Float, const S: usize>(
+    slices: [&[T]; 3],
+    f: impl Fn([T; 3]) -> [T; S],
+) -> [f64; S] {
+    let mut lanes = [[T::zero(); LANES]; S];
+    let [a, b, c] = slices.map(|s| s.chunks_exact(LANES));
+    let rest = [a.remainder(), b.remainder(), c.remainder()];
+    for ((a, b), c) in a.zip(b).zip(c) {
+        for lane in 0..LANES {
+            let terms = f([a[lane], b[lane], c[lane]]);
+            for (sums, term) in lanes.iter_mut().zip(terms) {
+                sums[lane] += term;
+            }
+        }
+    }
+    let mut totals = [0.0; S];
+    for (total, sums) in totals.iter_mut().zip(&lanes) {
+        *total = sums.iter().map(|&v| WithDType::to_f64(v)).sum();
+    }
+    for i in 0..rest[0].len() {
+        for (total, term) in totals.iter_mut().zip(f(rest.map(|r| r[i]))) {
+            *total += WithDType::to_f64(term);
+        }
+    }
+    totals
 }
 
 /// A float the fused kernels compute in (f32 or f64).
@@ -304,5 +408,29 @@ mod tests {
             }
         }
         assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn lane_sums_and_zip_maps_match_plain_loops_at_every_length() {
+        for n in [0, 1, 15, 16, 17, 100, (1 << 14) + 5] {
+            let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let plain: f64 = a.iter().map(|v| v * v).sum();
+            assert!((lane_sum(&a, |v| v * v) - plain).abs() < 1e-9, "n = {n}");
+            let [s0, s1] = lane_sums([&a, &b, &a], |[x, y, z]| [x * y, x + y + z]);
+            let plain: [f64; 2] = [
+                a.iter().zip(&b).map(|(x, y)| x * y).sum(),
+                a.iter().zip(&b).map(|(x, y)| 2.0 * x + y).sum(),
+            ];
+            assert!((s0 - plain[0]).abs() < 1e-9 && (s1 - plain[1]).abs() < 1e-9);
+
+            let expected: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 1.0 + x * y).collect();
+            let mut dst = vec![1.0; n];
+            zip_map(&mut dst, [&a, &b], |d, [x, y]| d + x * y);
+            assert_eq!(dst, expected, "n = {n}");
+            let mut dst = vec![1.0; n];
+            par_zip_map(&mut dst, [&a, &b], |d, [x, y]| d + x * y);
+            assert_eq!(dst, expected, "n = {n}");
+        }
     }
 }

@@ -269,9 +269,7 @@ mod fused {
             if a.len() != dst.len() || b.len() != dst.len() {
                 bail!("{}: operands of different sizes", self.0);
             }
-            for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
-                *d = (self.1)(*d, a, b);
-            }
+            crate::cpu::zip_map(dst, [a, b], |d, [a, b]| (self.1)(d, a, b));
             Ok(())
         }
     }

@@ -293,15 +293,15 @@ impl ConvOp {
         }
         for (c, plane) in y.chunks_mut(pixels).enumerate() {
             let b = bias.map_or_else(T::zero, |bias| bias[c]);
-            for v in plane.iter_mut() {
-                let sum = *v + b;
+            cpu::zip_map(plane, [], |v, []| {
+                let sum = v + b;
                 // NaN stays NaN (a diverged run shows as one), as in PyTorch.
-                *v = if relu && sum < T::zero() {
+                if relu && sum < T::zero() {
                     T::zero()
                 } else {
                     sum
-                };
-            }
+                }
+            });
         }
     }
 
@@ -375,7 +375,7 @@ impl ConvOp {
                             }
                         }
                         for (sum, row) in grad_b.iter_mut().zip(g.chunks(d.pixels)) {
-                            *sum += row.iter().fold(T::zero(), |a, &b| a + b);
+                            *sum += T::from_f64(cpu::lane_sum(row, |v| v));
                         }
                         Ok(((grad_w, grad_b), scratch))
                     },

@@ -14,7 +14,6 @@ use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{linear, VarBuilder};
-use rayon::prelude::*;
 
 /// What follows the affine map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +42,15 @@ impl Activation {
                 let name = "ReLU";
                 let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| {
                     cpu::with_slice(y, name, |y: &[T]| {
-                        grad.par_iter()
-                            .zip(y)
-                            .map(|(&g, &y)| if y > T::zero() { g } else { T::zero() })
-                            .collect()
+                        let mut g = vec![T::zero(); grad.len()];
+                        cpu::par_zip_map(&mut g, [grad, y], |_, [g, y]| {
+                            if y > T::zero() {
+                                g
+                            } else {
+                                T::zero()
+                            }
+                        });
+                        g
                     })
                 })??;
                 Tensor::from_vec(g, grad.shape(), grad.device())
@@ -143,9 +147,11 @@ impl DenseOp {
         )?;
         if self.0 == Activation::Relu {
             // NaN stays NaN (a diverged run shows as one), as in PyTorch.
-            for v in y.iter_mut() {
-                *v = if *v < T::zero() { T::zero() } else { *v };
-            }
+            cpu::zip_map(
+                &mut y,
+                [],
+                |v, []| if v < T::zero() { T::zero() } else { v },
+            );
         }
         Ok((T::to_cpu_storage_owned(y), Shape::from((batch, outputs))))
     }
@@ -177,7 +183,7 @@ impl DenseOp {
         let device = x.device();
         let mut grad_b = vec![T::zero(); outputs];
         for row in g.chunks_exact(outputs) {
-            grad_b.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+            cpu::zip_map(&mut grad_b, [row], |sum, [v]| sum + v);
         }
         let g_mat = Mat::row_major(g, batch, outputs);
         let mut grad_w = vec![T::zero(); outputs * inputs];

@@ -110,18 +110,15 @@ impl ModuleT for BatchNorm2d {
     }
 }
 
-/// Per channel of `x` (`[n, channels, plane]`): the mean and the biased variance, in f64
-/// (two passes, so no cancellation).
+/// Per channel of `x` (`[n, channels, plane]`): the mean and the biased variance (two
+/// passes, so no cancellation), summed per plane in `T` and across planes in f64.
 fn channel_statistics<T: Float>(x: &[T], channels: usize, plane: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (x.len() / channels) as f64;
-    let sums = per_channel(x, channels, plane, |_, p| {
-        p.iter().map(|&v| WithDType::to_f64(v)).sum()
-    });
+    let sums = per_channel(x, channels, plane, |_, p| cpu::lane_sum(p, |v| v));
     let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
     let squares = per_channel(x, channels, plane, |c, p| {
-        p.iter()
-            .map(|&v| (WithDType::to_f64(v) - mean[c]).powi(2))
-            .sum()
+        let m = <T as WithDType>::from_f64(mean[c]);
+        cpu::lane_sum(p, |v| (v - m) * (v - m))
     });
     (mean, squares.iter().map(|s| s / count).collect())
 }
@@ -154,52 +151,67 @@ struct BatchNormOp {
 }
 
 impl BatchNormOp {
-    /// `(dx, dγ, dβ)` from `g`, the gradient at the normalised output, for `x` of
-    /// `[n, c, plane]`.
+    /// `(dx, dγ, dβ)` for `x` of `[n, c, plane]`, from `grad`, the gradient at the op's
+    /// output `y` (through the activation: off where a ReLU's `y` is 0).
     fn gradients<T: Float>(
         &self,
         x: &[T],
-        g: &[T],
+        y: &[T],
+        grad: &[T],
         gamma: &[f64],
         plane: usize,
     ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
         let c = gamma.len();
-        let f64_of = |v: T| WithDType::to_f64(v);
+        let relu = self.activation == Activation::Relu;
+        // The gradient at the normalised output.
+        let at_norm = |grad: T, y: T| {
+            if relu && y <= T::zero() {
+                T::zero()
+            } else {
+                grad
+            }
+        };
+        let centre = |ch: usize| <T as WithDType>::from_f64(self.mean[ch]);
         // Per channel: Σg (β's gradient) and Σg·x̂ (γ's), the planes in parallel.
-        let partial: Vec<(f64, f64)> = g
+        let partial: Vec<[f64; 2]> = grad
             .par_chunks(plane)
+            .zip(y.par_chunks(plane))
             .zip(x.par_chunks(plane))
             .enumerate()
-            .map(|(i, (g, x))| {
-                let (mean, inv_std) = (self.mean[i % c], self.inv_std[i % c]);
-                g.iter().zip(x).fold((0.0, 0.0), |(sg, sgx), (&g, &x)| {
-                    let g = f64_of(g);
-                    (sg + g, sgx + g * (f64_of(x) - mean) * inv_std)
-                })
+            .map(|(i, ((grad, y), x))| {
+                let m = centre(i % c);
+                let [sg, sgx] = cpu::lane_sums([grad, y, x], |[grad, y, x]| {
+                    let g = at_norm(grad, y);
+                    [g, g * (x - m)]
+                });
+                [sg, sgx * self.inv_std[i % c]]
             })
             .collect();
         let (mut grad_beta, mut grad_gamma) = (vec![0.0; c], vec![0.0; c]);
-        for (i, (sg, sgx)) in partial.into_iter().enumerate() {
+        for (i, [sg, sgx]) in partial.into_iter().enumerate() {
             grad_beta[i % c] += sg;
             grad_gamma[i % c] += sgx;
         }
-        // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N).
+        // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N) = a·g + b·(x − μ) + d per channel, the
+        // coefficients in f64, applied in T.
         let count = (x.len() / c) as f64;
         let mut grad_x = vec![T::zero(); x.len()];
         grad_x
             .par_chunks_mut(plane)
-            .zip(x.par_chunks(plane).zip(g.par_chunks(plane)))
+            .zip(x.par_chunks(plane))
+            .zip(grad.par_chunks(plane).zip(y.par_chunks(plane)))
             .enumerate()
-            .for_each(|(i, (dx, (x, g)))| {
+            .for_each(|(i, ((dx, x), (grad, y)))| {
                 let ch = i % c;
-                let (mean, inv_std) = (self.mean[ch], self.inv_std[ch]);
-                let scale = gamma[ch] * inv_std;
-                let (g_mean, gx_mean) = (grad_beta[ch] / count, grad_gamma[ch] / count);
-                for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
-                    let x_hat = (f64_of(x) - mean) * inv_std;
-                    *dx =
-                        <T as WithDType>::from_f64(scale * (f64_of(g) - g_mean - x_hat * gx_mean));
-                }
+                let inv_std = self.inv_std[ch];
+                let a = gamma[ch] * inv_std;
+                let b = -a * inv_std * grad_gamma[ch] / count;
+                let d = -a * grad_beta[ch] / count;
+                let [a, b, d] = [a, b, d].map(<T as WithDType>::from_f64);
+                let m = centre(ch);
+                cpu::zip_map(dx, [x, grad, y], |_, [x, grad, y]| {
+                    a * at_norm(grad, y) + b * (x - m) + d
+                })
             });
         (grad_x, grad_gamma, grad_beta)
     }
@@ -238,13 +250,15 @@ impl BatchNormOp {
                     <T as WithDType>::from_f64(scale),
                     <T as WithDType>::from_f64(shift),
                 );
-                for (y, &x) in y.iter_mut().zip(x) {
+                let relu = self.activation == Activation::Relu;
+                cpu::zip_map(y, [x], |_, [x]| {
                     let v = x * scale + shift;
-                    *y = match self.activation {
-                        Activation::Relu if v < T::zero() => T::zero(),
-                        _ => v,
-                    };
-                }
+                    if relu && v < T::zero() {
+                        T::zero()
+                    } else {
+                        v
+                    }
+                })
             });
         Ok((T::to_cpu_storage_owned(y), x_l.shape().clone()))
     }
@@ -258,11 +272,14 @@ impl BatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let name = "batch norm";
         let (_, _, h, w) = x.dims4()?;
-        let g = self.activation.backward::<T>(y, grad)?;
         let gamma = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let (grad_x, grad_gamma, grad_beta) = cpu::with_slice(x, name, |x: &[T]| {
-            cpu::with_slice(&g, name, |g: &[T]| self.gradients(x, g, &gamma, h * w))
-        })??;
+            cpu::with_slice(y, name, |y: &[T]| {
+                cpu::with_slice(grad, name, |grad: &[T]| {
+                    self.gradients(x, y, grad, &gamma, h * w)
+                })
+            })
+        })???;
         let device = x.device();
         let c = gamma.len();
         let channel = |v: Vec<f64>| Tensor::from_vec(v, c, device)?.to_dtype(x.dtype());

@@ -7,7 +7,6 @@ use candle_core::{
     bail, CpuStorage, CustomOp2, DType, Layout, Module, ModuleT, Result, Shape, Tensor,
 };
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 
 /// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
 /// channels, then three stages of n basic blocks (`width`, 2·`width`, 4·`width`
@@ -162,19 +161,16 @@ impl AddRelu {
             cpu::slice::<T>(a, a_l, name)?,
             cpu::slice::<T>(b, b_l, name)?,
         );
-        let y: Vec<T> = a
-            .par_iter()
-            .zip(b)
-            .map(|(&a, &b)| {
-                let sum = a + b;
-                // NaN stays NaN (a diverged run shows as one), as in PyTorch.
-                if sum < T::zero() {
-                    T::zero()
-                } else {
-                    sum
-                }
-            })
-            .collect();
+        let mut y = vec![T::zero(); a.len()];
+        cpu::par_zip_map(&mut y, [a, b], |_, [a, b]| {
+            let sum = a + b;
+            // NaN stays NaN (a diverged run shows as one), as in PyTorch.
+            if sum < T::zero() {
+                T::zero()
+            } else {
+                sum
+            }
+        });
         Ok((T::to_cpu_storage_owned(y), a_l.shape().clone()))
     }
 }

@@ -120,7 +120,7 @@ pub fn unfold_patches<T: Copy + Zero>(
                         None => dst.fill(T::zero()),
                         Some(iy) if inside => {
                             let start = (ci * h + iy) * w + left as usize;
-                            dst.copy_from_slice(&image[start..start + k]);
+                            copy_window_row(dst, &image[start..start + k]);
                         }
                         Some(iy) => {
                             for (kx, d) in dst.iter_mut().enumerate() {
@@ -136,6 +136,18 @@ pub fn unfold_patches<T: Copy + Zero>(
     }
 }
 
+/// `dst.copy_from_slice(src)`, inlined for the usual window widths: a call to memcpy for
+/// every three values cost more than the copy (a ResNet's patches).
+#[inline(always)]
+fn copy_window_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        5 => dst[..5].copy_from_slice(&src[..5]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 /// The adjoint of [`unfold`]: adds `columns` onto `image` (which the caller zeroes).
 pub fn fold<T: Copy + std::ops::AddAssign>(
     columns: &[T],
@@ -146,8 +158,15 @@ pub fn fold<T: Copy + std::ops::AddAssign>(
     let stride = win.stride;
     for_each_segment(dims, win, |seg| {
         let src = &columns[seg.start + seg.lo..seg.start + seg.hi];
-        for (i, &v) in src.iter().enumerate() {
-            image[seg.pixel + i * stride] += v;
+        if stride == 1 {
+            let dst = &mut image[seg.pixel..seg.pixel + src.len()];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d += v;
+            }
+        } else {
+            for (d, &v) in image[seg.pixel..].iter_mut().step_by(stride).zip(src) {
+                *d += v;
+            }
         }
     });
 }

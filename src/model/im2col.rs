@@ -110,24 +110,22 @@ pub fn unfold_patches<T: Copy + Zero>(
     for oy in 0..out_h {
         for ox in 0..out_w {
             let patch = rows.next().expect("one row per output pixel");
-            // The window's columns, and whether they all lie inside the image.
+            // The window's columns kx in lo..hi lie inside the image, from column
+            // left + lo on.
             let left = (ox * win.stride) as isize - win.padding as isize;
-            let inside = left >= 0 && left as usize + k <= w;
+            let lo = (-left).clamp(0, k as isize) as usize;
+            let hi = (w as isize - left).clamp(lo as isize, k as isize) as usize;
             for ci in 0..c {
                 for ky in 0..k {
                     let dst = &mut patch[(ci * k + ky) * k..][..k];
                     match win.source(oy, ky, h) {
                         None => dst.fill(T::zero()),
-                        Some(iy) if inside => {
-                            let start = (ci * h + iy) * w + left as usize;
-                            copy_window_row(dst, &image[start..start + k]);
-                        }
                         Some(iy) => {
-                            for (kx, d) in dst.iter_mut().enumerate() {
-                                *d = win
-                                    .source(ox, kx, w)
-                                    .map_or_else(T::zero, |ix| image[(ci * h + iy) * w + ix]);
-                            }
+                            let start = ((ci * h + iy) * w) as isize + left + lo as isize;
+                            let src = &image[start as usize..][..hi - lo];
+                            dst[..lo].fill(T::zero());
+                            dst[hi..].fill(T::zero());
+                            copy_window_row(&mut dst[lo..hi], src);
                         }
                     }
                 }
@@ -142,6 +140,7 @@ pub fn unfold_patches<T: Copy + Zero>(
 fn copy_window_row<T: Copy>(dst: &mut [T], src: &[T]) {
     match dst.len() {
         1 => dst[0] = src[0],
+        2 => dst[..2].copy_from_slice(&src[..2]),
         3 => dst[..3].copy_from_slice(&src[..3]),
         5 => dst[..5].copy_from_slice(&src[..5]),
         _ => dst.copy_from_slice(src),

@@ -219,7 +219,7 @@ enum Bench {
         json: Option<PathBuf>,
     },
     /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3), with candle's
-    /// conv2d and (on the CPU) with smoothlab's im2col convolution.
+    /// conv2d and (on the CPU) with smoothlab's fused convolution.
     Train {
         /// Timed steps per case (after one warm-up step).
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]

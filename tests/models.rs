@@ -1,4 +1,4 @@
-//! The convolutional models: shapes, parameter counts, BatchNorm's two modes, the im2col
+//! The convolutional models: shapes, parameter counts, BatchNorm's two modes, the fused
 //! convolution against candle's, and gradients against finite differences.
 
 use candle_core::{DType, Device, Module, Tensor, Var, D};
@@ -234,7 +234,7 @@ fn the_fused_convolution_equals_candles_in_values_and_gradients() {
             activation,
         };
         let vars = VarMap::new();
-        let ours = conv(shape, ConvKernel::Im2col, &vars);
+        let ours = conv(shape, ConvKernel::Fused, &vars);
         let theirs = conv(shape, ConvKernel::Candle, &vars); // the same variables
         let x = Var::from_tensor(&random(&[2, channels, size, size], 5, DType::F64)).unwrap();
         let a = ours.forward(x.as_tensor()).unwrap();
@@ -273,7 +273,7 @@ fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
         activation: Activation::Relu,
     };
     let vars = VarMap::new();
-    let net = conv(shape, ConvKernel::Im2col, &vars);
+    let net = conv(shape, ConvKernel::Fused, &vars);
     let x = random(&[2, 2, 8, 8], 6, DType::F64);
     let loss = |x: &Tensor| -> Tensor {
         let h = model::max_pool2(&net.forward(x).unwrap()).unwrap();

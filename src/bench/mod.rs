@@ -121,7 +121,7 @@ pub struct TrainCase {
 }
 
 /// LeNet-5 on MNIST-shaped and ResNet-20 on CIFAR-shaped random batches, each with
-/// candle's `conv2d` and (on the CPU) with smoothlab's im2col convolution, measured in
+/// candle's `conv2d` and (on the CPU) with smoothlab's fused convolution, measured in
 /// one process so that the ratio is meaningful on a noisy machine.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBench {
@@ -157,12 +157,9 @@ impl TrainBench {
         ];
         let mut cases = Vec::new();
         for (name, spec, input) in &models {
-            // The im2col custom op has only a CPU implementation.
+            // The fused custom op has only a CPU implementation.
             let kernels: &[_] = if device.is_cpu() {
-                &[
-                    ("candle", ConvKernel::Candle),
-                    ("im2col", ConvKernel::Im2col),
-                ]
+                &[("candle", ConvKernel::Candle), ("fused", ConvKernel::Fused)]
             } else {
                 &[("candle", ConvKernel::Candle)]
             };
@@ -210,16 +207,16 @@ impl TrainBench {
                 case.samples_per_second
             );
         }
-        for im2col in self.cases.iter().filter(|c| c.conv == "im2col") {
+        for fused in self.cases.iter().filter(|c| c.conv == "fused") {
             let candle = self
                 .cases
                 .iter()
-                .find(|c| c.model == im2col.model && c.conv == "candle");
+                .find(|c| c.model == fused.model && c.conv == "candle");
             if let Some(candle) = candle {
                 out += &format!(
-                    "{}: im2col / candle = {:.2}x\n",
+                    "{}: fused / candle = {:.2}x\n",
                     candle.model,
-                    im2col.samples_per_second / candle.samples_per_second
+                    fused.samples_per_second / candle.samples_per_second
                 );
             }
         }

@@ -30,18 +30,18 @@ use rayon::prelude::*;
 /// Which implementation a [`Conv2d`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvKernel {
-    /// The fused im2col op (CPU only; see the module documentation).
-    Im2col,
+    /// The fused op (CPU only; see the module documentation).
+    Fused,
     /// candle's own `conv2d` (CUDA, and the CPU baseline of the benchmark).
     Candle,
 }
 
 impl ConvKernel {
-    /// The faster kernel on `device`: im2col on the CPU, candle's (cuDNN-style) CUDA
+    /// The faster kernel on `device`: the fused op on the CPU, candle's (cuDNN-style) CUDA
     /// kernels on a GPU, where the custom op has no implementation.
     pub fn for_device(device: &Device) -> Self {
         if device.is_cpu() {
-            Self::Im2col
+            Self::Fused
         } else {
             Self::Candle
         }
@@ -128,7 +128,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let fused = self.implementation == ConvKernel::Im2col
+        let fused = self.implementation == ConvKernel::Fused
             && cpu::applies(x)
             && [Some(&self.weight), self.bias.as_ref()]
                 .into_iter()

@@ -110,6 +110,10 @@ pub fn lane_sums<T: Float, const S: usize>(
     slices: [&[T]; 3],
     f: impl Fn([T; 3]) -> [T; S],
 ) -> [f64; S] {
+    assert!(
+        slices.iter().all(|s| s.len() == slices[0].len()),
+        "lane sums over slices of different lengths"
+    );
     vectorized(
         #[inline(always)]
         || lane_sums_here(slices, f),
@@ -217,21 +221,40 @@ impl<'a, T> MatMut<'a, T> {
         }
     }
 
-    /// Whether every element lies inside `data`.
+    /// Whether every element lies inside `data`, and no two elements are the same one
+    /// (the rows, or the columns, lie one after another), so that gemm may write them
+    /// all, from several threads.
     fn in_bounds(&self) -> bool {
-        fits(
-            self.rows,
-            self.cols,
-            self.row_stride,
-            self.col_stride,
-            self.data.len(),
-        )
+        let (rows, cols) = (self.rows, self.cols);
+        let after = |count: usize, stride: usize, next: usize| {
+            stride > 0 && count.checked_mul(stride).is_some_and(|span| span <= next)
+        };
+        let distinct = rows <= 1 && (cols <= 1 || self.col_stride > 0)
+            || cols <= 1 && self.row_stride > 0
+            || after(cols, self.col_stride, self.row_stride)
+            || after(rows, self.row_stride, self.col_stride);
+        distinct
+            && fits(
+                rows,
+                cols,
+                self.row_stride,
+                self.col_stride,
+                self.data.len(),
+            )
     }
 }
 
-/// Whether a `rows × cols` view with these strides lies inside `len` elements.
+/// Whether a `rows × cols` view with these strides lies inside `len` elements (with no
+/// overflow on the way).
 fn fits(rows: usize, cols: usize, row_stride: usize, col_stride: usize, len: usize) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < len
+    if rows == 0 || cols == 0 {
+        return true;
+    }
+    let last = (rows - 1)
+        .checked_mul(row_stride)
+        .zip((cols - 1).checked_mul(col_stride))
+        .and_then(|(r, c)| r.checked_add(c));
+    last.is_some_and(|last| last < len)
 }
 
 /// candle's thread count for matrix products, worked out once (candle works it out for
@@ -432,5 +455,36 @@ mod tests {
             par_zip_map(&mut dst, [&a, &b], |d, [x, y]| d + x * y);
             assert_eq!(dst, expected, "n = {n}");
         }
+    }
+
+    #[test]
+    fn destinations_that_overflow_or_overlap_are_rejected() {
+        let a = vec![0.0f32; 4];
+        let mut dst = vec![0.0f32; 16];
+        let product = |dst: MatMut<f32>| {
+            matmul_on_this_thread(
+                Mat::row_major(&a, 4, 1),
+                Mat::row_major(&a, 1, 4),
+                dst,
+                false,
+            )
+        };
+        fn view(dst: &mut [f32], row_stride: usize, col_stride: usize) -> MatMut<'_, f32> {
+            MatMut {
+                data: dst,
+                rows: 4,
+                cols: 4,
+                row_stride,
+                col_stride,
+            }
+        }
+        // (rows − 1)·row_stride wraps around to a small number.
+        assert!(product(view(&mut dst, usize::MAX / 3 + 1, 1)).is_err());
+        // Every row the same elements; rows overlapping columns.
+        assert!(product(view(&mut dst, 0, 1)).is_err());
+        assert!(product(view(&mut dst, 2, 1)).is_err());
+        // Row-major and column-major views are fine.
+        assert!(product(view(&mut dst, 4, 1)).is_ok());
+        assert!(product(view(&mut dst, 1, 4)).is_ok());
     }
 }

@@ -120,6 +120,8 @@ pub fn unfold_patches<T: Copy + Zero>(
                     let dst = &mut patch[(ci * k + ky) * k..][..k];
                     match win.source(oy, ky, h) {
                         None => dst.fill(T::zero()),
+                        // The whole window row in the padding (padding beyond the kernel).
+                        Some(_) if lo == hi => dst.fill(T::zero()),
                         Some(iy) => {
                             let start = ((ci * h + iy) * w) as isize + left + lo as isize;
                             let src = &image[start as usize..][..hi - lo];
@@ -212,6 +214,10 @@ mod tests {
             (1, 1, 0, 4, 3),
             (1, 2, 0, 5, 5),
             (5, 3, 4, 3, 4),
+            // Padding beyond the kernel: whole window rows and columns in the padding.
+            (3, 1, 4, 5, 6),
+            (1, 2, 2, 4, 5),
+            (3, 2, 4, 6, 5),
         ] {
             let win = Window {
                 kernel: k,

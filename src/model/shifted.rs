@@ -259,6 +259,8 @@ mod tests {
             (5, 0, 9, 6, 1, 2),
             (1, 0, 4, 3, 3, 3),
             (3, 2, 4, 4, 2, 2),
+            (1, 2, 4, 5, 2, 3),
+            (3, 4, 5, 3, 2, 2),
         ] {
             let what = format!("k{k} p{padding} {h}x{w} c{c} o{outputs}");
             let win = Window {

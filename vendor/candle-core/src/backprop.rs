@@ -724,10 +724,10 @@ impl GradStore {
         self.0.insert(id, grad)
     }
 
-    /// Get the gradient tensor associated with the given tensor, or, if it does not exist,
-    /// insert a tensor of zeroes, with the same shape and type as the given tensors and return it
-    /// Adds `grad` to `tensor`'s gradient; the first one is stored as it is, with no
-    /// zero tensor to add it to.
+    /// Adds `grad` to `tensor`'s gradient. The first one is stored as it is (a copy if it
+    /// is not contiguous, as the sum with zeros was: several backward rules, scatter-add
+    /// and index-add among them, need contiguous gradients), with no zero tensor to add
+    /// it to.
     fn add_to(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
@@ -735,12 +735,14 @@ impl GradStore {
                 entry.insert(sum);
             }
             Entry::Vacant(entry) => {
-                entry.insert(grad.clone());
+                entry.insert(grad.contiguous()?);
             }
         }
         Ok(())
     }
 
+    /// Get the gradient tensor associated with the given tensor, or, if it does not exist,
+    /// insert a tensor of zeroes, with the same shape and type as the given tensors and return it
     fn or_insert(&mut self, tensor: &Tensor) -> Result<&mut Tensor> {
         let grad = match self.0.entry(tensor.id()) {
             Entry::Occupied(entry) => entry.into_mut(),

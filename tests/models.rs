@@ -211,8 +211,9 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn the_fused_convolution_equals_candles_in_values_and_gradients() {
-    // The first six take im2col's products; the last three (stride 1, 16 channels in and
-    // out, 16×16 outputs) the kernel offsets'.
+    // The first six take im2col's products; the seventh (16 channels of 8×8) the kernel
+    // offsets' for the weight gradient only; the last three (stride 1, 16 channels in and
+    // out, 16×16 outputs) the kernel offsets' throughout.
     for (k, stride, padding, size, channels, activation) in [
         (3, 1, 1, 8, 3, Activation::Identity),
         (3, 2, 1, 8, 3, Activation::Identity),
@@ -220,6 +221,7 @@ fn the_fused_convolution_equals_candles_in_values_and_gradients() {
         (5, 1, 0, 9, 3, Activation::Identity),
         (3, 2, 0, 7, 3, Activation::Identity),
         (1, 1, 0, 5, 3, Activation::Identity),
+        (3, 1, 1, 8, 16, Activation::Relu),
         (3, 1, 1, 16, 16, Activation::Identity),
         (3, 1, 1, 16, 16, Activation::Relu),
         (5, 1, 2, 17, 16, Activation::Identity),

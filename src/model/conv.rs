@@ -209,19 +209,31 @@ impl Dims {
         })
     }
 
-    /// The products that compute this convolution: by kernel offsets where they measured
-    /// faster than im2col, stride 1 with products at least 16 deep and at least 16×16
-    /// outputs. Timed on ResNet-20's layer shapes (forward and both gradients of one
-    /// image, single-threaded) they were 2.7× faster at 16 channels of 32×32 and 1.5× at
-    /// 32 of 16×16, and slower at 64 of 8×8, where the wide rows' extra columns are a
-    /// quarter of the work; end to end (`bench models`) ResNet-20 went from 355 to 470
-    /// samples/s.
+    /// The products of the forward pass and the input gradient: by kernel offsets where
+    /// they measured faster than im2col, stride 1 with products at least 16 deep and at
+    /// least 16×16 outputs. Timed on ResNet-20's layer shapes (forward and both gradients
+    /// of one image, single-threaded) they were 2.7× faster at 16 channels of 32×32 and
+    /// 1.5× at 32 of 16×16, and slower at 64 of 8×8, where the wide rows' extra columns
+    /// are a quarter of the work; end to end (`bench models`) ResNet-20 went from 355 to
+    /// 470 samples/s.
     fn products(&self, window: Window) -> Products {
+        self.offsets_where(window, self.pixels >= 256)
+    }
+
+    /// The products of the weight gradient: by kernel offsets also on small images. There
+    /// each product is a whole wide image deep, and the extra columns cost less than
+    /// unfolding the image patch by patch: with 64 channels of 8×8 (ResNet-20's last
+    /// stage) ResNet-20 went from 676–692 to 702–718 samples/s (`bench models`).
+    fn weight_grad_products(&self, window: Window) -> Products {
+        self.offsets_where(window, true)
+    }
+
+    /// By kernel offsets if the window has stride 1, the products are at least 16 deep
+    /// and `large_enough`.
+    fn offsets_where(&self, window: Window, large_enough: bool) -> Products {
         let [c, ..] = self.image;
         match ShiftedConv::new(self.image, self.outputs, window) {
-            Some(conv) if c >= 16 && self.outputs >= 16 && self.pixels >= 256 => {
-                Products::Shifted(conv)
-            }
+            Some(conv) if c >= 16 && self.outputs >= 16 && large_enough => Products::Shifted(conv),
             _ => Products::Im2col,
         }
     }
@@ -333,6 +345,7 @@ impl ConvOp {
         let name = "convolution";
         let d = Dims::new(x.shape(), w.shape(), self.window)?;
         let products = d.products(self.window);
+        let weight_products = d.weight_grad_products(self.window);
         let out_len = d.outputs * d.pixels;
         let image_len: usize = d.image.iter().product();
         let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
@@ -344,10 +357,10 @@ impl ConvOp {
                             vec![T::zero(); d.outputs * d.patch],
                             vec![T::zero(); d.outputs],
                         );
-                        (sums, vec![T::zero(); products.scratch_len(&d)])
+                        (sums, vec![T::zero(); weight_products.scratch_len(&d)])
                     },
                     |((mut grad_w, mut grad_b), mut scratch), (g, x)| -> Result<_> {
-                        match products {
+                        match weight_products {
                             Products::Im2col => {
                                 // gemm packs the patch operand of this product along
                                 // patches. From the column layout that is a gather, element

@@ -211,9 +211,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn the_fused_convolution_equals_candles_in_values_and_gradients() {
-    // The first six take im2col's products; the seventh (16 channels of 8×8) the kernel
-    // offsets' for the weight gradient only; the last three (stride 1, 16 channels in and
-    // out, 16×16 outputs) the kernel offsets' throughout.
+    // The first six take im2col's products; the last four (stride 1, 16 channels in and
+    // out) the kernel offsets'.
     for (k, stride, padding, size, channels, activation) in [
         (3, 1, 1, 8, 3, Activation::Identity),
         (3, 2, 1, 8, 3, Activation::Identity),

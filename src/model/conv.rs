@@ -10,8 +10,8 @@
 //!   weight, which writes its output straight in `[out, h, w]` order, the bias as the
 //!   product's initial value. Backward, the weight gradient is one product per image
 //!   accumulated per thread, the input gradient one product and a col2im;
-//! - kernel offsets ([`ShiftedConv`]), for stride-1 layers with enough channels and
-//!   pixels: k·k products over the padded image, with no unfolded copy.
+//! - kernel offsets ([`ShiftedConv`]), for stride-1 layers with enough channels: k·k
+//!   products over the padded image, with no unfolded copy.
 //!
 //! The images get no gradient (`smoothlab bench train` compares it with candle's).
 
@@ -209,31 +209,17 @@ impl Dims {
         })
     }
 
-    /// The products of the forward pass and the input gradient: by kernel offsets where
-    /// they measured faster than im2col, stride 1 with products at least 16 deep and at
-    /// least 16×16 outputs. Timed on ResNet-20's layer shapes (forward and both gradients
-    /// of one image, single-threaded) they were 2.7× faster at 16 channels of 32×32 and
-    /// 1.5× at 32 of 16×16, and slower at 64 of 8×8, where the wide rows' extra columns
-    /// are a quarter of the work; end to end (`bench models`) ResNet-20 went from 355 to
-    /// 470 samples/s.
+    /// The products that compute this convolution: by kernel offsets for stride 1 with
+    /// products at least 16 deep (ResNet-20 from its first block on), im2col otherwise
+    /// (LeNet-5's few channels, strided layers, the stem). Measured with `bench models`
+    /// (ResNet-20 samples/s): 355 → 470 with the 32×32 and 16×16 layers on offsets; with
+    /// the 8×8 layers too, 676–692 → 702–718 for their weight gradients and 676–710 →
+    /// 691–724 for their forward pass and input gradient, although there the wide rows'
+    /// extra columns are a quarter of the work.
     fn products(&self, window: Window) -> Products {
-        self.offsets_where(window, self.pixels >= 256)
-    }
-
-    /// The products of the weight gradient: by kernel offsets also on small images. There
-    /// each product is a whole wide image deep, and the extra columns cost less than
-    /// unfolding the image patch by patch: with 64 channels of 8×8 (ResNet-20's last
-    /// stage) ResNet-20 went from 676–692 to 702–718 samples/s (`bench models`).
-    fn weight_grad_products(&self, window: Window) -> Products {
-        self.offsets_where(window, true)
-    }
-
-    /// By kernel offsets if the window has stride 1, the products are at least 16 deep
-    /// and `large_enough`.
-    fn offsets_where(&self, window: Window, large_enough: bool) -> Products {
         let [c, ..] = self.image;
         match ShiftedConv::new(self.image, self.outputs, window) {
-            Some(conv) if c >= 16 && self.outputs >= 16 && large_enough => Products::Shifted(conv),
+            Some(conv) if c >= 16 && self.outputs >= 16 => Products::Shifted(conv),
             _ => Products::Im2col,
         }
     }
@@ -345,7 +331,6 @@ impl ConvOp {
         let name = "convolution";
         let d = Dims::new(x.shape(), w.shape(), self.window)?;
         let products = d.products(self.window);
-        let weight_products = d.weight_grad_products(self.window);
         let out_len = d.outputs * d.pixels;
         let image_len: usize = d.image.iter().product();
         let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
@@ -357,10 +342,10 @@ impl ConvOp {
                             vec![T::zero(); d.outputs * d.patch],
                             vec![T::zero(); d.outputs],
                         );
-                        (sums, vec![T::zero(); weight_products.scratch_len(&d)])
+                        (sums, vec![T::zero(); products.scratch_len(&d)])
                     },
                     |((mut grad_w, mut grad_b), mut scratch), (g, x)| -> Result<_> {
-                        match weight_products {
+                        match products {
                             Products::Im2col => {
                                 // gemm packs the patch operand of this product along
                                 // patches. From the column layout that is a gather, element

@@ -15,12 +15,13 @@
 //!
 //! im2col copies every pixel k·k times and gemm reads the copy back; this formulation
 //! pays for the wide rows' extra columns instead (6 % at 32 pixels with a 3×3 window,
-//! 25 % at 8) and for products only `c` deep, so it wins on wide images with enough
-//! channels (see [`super::conv`] for where it is used).
+//! 25 % at 8) and for products only `c` deep, so it needs enough channels (see
+//! [`super::conv`] for where it is used).
 
 use super::im2col::Window;
 use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::Result;
+use std::ops::Range;
 
 /// The geometry of one stride-1 convolution by kernel offsets.
 #[derive(Debug, Clone, Copy)]
@@ -84,52 +85,52 @@ impl ShiftedConv {
     /// Copies `image [c, h, w]` into the interior of `padded`, whose border the caller
     /// keeps at zero (nothing here writes it).
     pub fn pad<T: Copy>(&self, image: &[T], padded: &mut [T]) {
-        let (w, p, pw) = (self.width, self.padding, self.padded_width());
-        for (rows, plane) in image
-            .chunks_exact(self.height * w)
-            .zip(padded.chunks_exact_mut(self.padded_plane()))
-        {
-            for (row, dst) in rows.chunks_exact(w).zip(plane[p * pw..].chunks_mut(pw)) {
-                dst[p..p + w].copy_from_slice(row);
-            }
+        for (dense, inside) in self.image_rows() {
+            padded[inside].copy_from_slice(&image[dense]);
         }
     }
 
     /// The interior of `padded` into `image [c, h, w]`: the inverse of [`Self::pad`].
     pub fn unpad<T: Copy>(&self, padded: &[T], image: &mut [T]) {
-        let (w, p, pw) = (self.width, self.padding, self.padded_width());
-        for (rows, plane) in image
-            .chunks_exact_mut(self.height * w)
-            .zip(padded.chunks_exact(self.padded_plane()))
-        {
-            for (row, src) in rows.chunks_exact_mut(w).zip(plane[p * pw..].chunks(pw)) {
-                row.copy_from_slice(&src[p..p + w]);
-            }
+        for (dense, inside) in self.image_rows() {
+            image[dense].copy_from_slice(&padded[inside]);
         }
     }
 
     /// `output [outputs, out_h, out_w]` into the wide rows of `wide`, whose extra columns
     /// the caller keeps at zero (nothing here writes them).
     pub fn widen<T: Copy>(&self, output: &[T], wide: &mut [T]) {
-        let ow = self.output_width();
-        for (row, dst) in output
-            .chunks_exact(ow)
-            .zip(wide.chunks_exact_mut(self.padded_width()))
-        {
-            dst[..ow].copy_from_slice(row);
+        for (dense, inside) in self.output_rows() {
+            wide[inside].copy_from_slice(&output[dense]);
         }
     }
 
     /// The output rows of `wide` into `output [outputs, out_h, out_w]`: the inverse of
     /// [`Self::widen`].
     pub fn narrow<T: Copy>(&self, wide: &[T], output: &mut [T]) {
-        let ow = self.output_width();
-        for (row, src) in output
-            .chunks_exact_mut(ow)
-            .zip(wide.chunks_exact(self.padded_width()))
-        {
-            row.copy_from_slice(&src[..ow]);
+        for (dense, inside) in self.output_rows() {
+            output[dense].copy_from_slice(&wide[inside]);
         }
+    }
+
+    /// Each row of an image `[c, h, w]`: where it is in the image, and where in the
+    /// padded buffer.
+    fn image_rows(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
+        let (h, w, p, pw) = (self.height, self.width, self.padding, self.padded_width());
+        let plane = self.padded_plane();
+        (0..self.channels * h).map(move |row| {
+            let (c, y) = (row / h, row % h);
+            let inside = c * plane + (y + p) * pw + p;
+            (row * w..(row + 1) * w, inside..inside + w)
+        })
+    }
+
+    /// Each row of an output `[outputs, out_h, out_w]`: where it is in the output, and
+    /// where in the wide rows.
+    fn output_rows(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
+        let (ow, pw) = (self.output_width(), self.padded_width());
+        (0..self.outputs * self.output_height())
+            .map(move |row| (row * ow..(row + 1) * ow, row * pw..row * pw + ow))
     }
 
     /// Kernel offsets `(index into a k×k window, shift in the padded image)`.

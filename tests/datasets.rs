@@ -184,8 +184,8 @@ fn real_mnist_test_set() {
         write(copy.path(), name, &bytes);
     }
     assert_eq!(read_mnist(copy.path(), Part::Test).unwrap(), raw);
-    // The training part is not there: typed, so a caller could download it.
-    let err = read_mnist(dir, Part::Train).unwrap_err();
+    // The copy holds no training part: typed, so a caller could download it.
+    let err = read_mnist(copy.path(), Part::Train).unwrap_err();
     assert!(err.downcast_ref::<MissingFiles>().is_some(), "{err:#}");
 }
 

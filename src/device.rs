@@ -2,8 +2,26 @@
 //! candle treats two `new_cuda(0)` handles as different devices.
 
 use crate::spec::DeviceSpec;
-use crate::store::GpuInfo;
 use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+/// What a CUDA run ran on: enough to tell apart results from different GPUs, drivers
+/// and builds (recorded in results and benchmarks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    pub name: String,
+    /// `major.minor`, e.g. `9.0` for H100/H200.
+    pub compute_capability: String,
+    pub memory_mib: u64,
+    /// The NVIDIA kernel driver, e.g. `580.65.06` (Linux only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// The newest CUDA version the driver supports, e.g. `13.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_cuda_version: Option<String>,
+    /// The CUDA version smoothlab was built against.
+    pub cuda_build_version: String,
+}
 
 /// The requested device cannot be used; nothing was run (exit code 2).
 #[derive(Debug, thiserror::Error)]

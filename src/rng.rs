@@ -25,3 +25,23 @@ pub fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {
     rng.set_stream(stream as u64);
     rng
 }
+
+/// A run's training-time generators (their serde form is the exact stream position, so
+/// a checkpoint resumes them where they stopped).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rngs {
+    pub shuffle: ChaCha8Rng,
+    pub dropout: ChaCha8Rng,
+    pub augmentation: ChaCha8Rng,
+}
+
+impl Rngs {
+    /// The generators of a run with `seed`, at the start of training.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            shuffle: seeded(seed, Stream::Shuffle),
+            dropout: seeded(seed, Stream::Dropout),
+            augmentation: seeded(seed, Stream::Augmentation),
+        }
+    }
+}

@@ -46,7 +46,7 @@ pub fn script(plan: &Plan, options: &SlurmOptions, executable: &Path) -> Result<
     let experiment = absolute(&plan.file)?;
     let results = absolute(&options.results)?;
     let name = &plan.experiment.name;
-    let logs = sweep::experiment_dir(plan, &results).join("slurm");
+    let logs = sweep::experiment_dir(plan, &results).slurm_logs();
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
     let mut s = String::new();
@@ -63,7 +63,7 @@ pub fn script(plan: &Plan, options: &SlurmOptions, executable: &Path) -> Result<
     let _ = writeln!(
         s,
         "# Submit with `sbatch <this file>`; follow with `smoothlab status {}`.",
-        sweep::experiment_dir(plan, &results).display()
+        sweep::experiment_dir(plan, &results).path().display()
     );
     let _ = writeln!(s, "#SBATCH --job-name=smoothlab-{name}");
     let _ = writeln!(s, "#SBATCH --array=0-{}", tasks - 1);

@@ -3,6 +3,7 @@
 
 use candle_core::Device;
 use smoothlab::spec::{self, RunConfig};
+use smoothlab::store::{EpochRecord, RunDir};
 use smoothlab::train;
 use std::path::Path;
 
@@ -159,7 +160,7 @@ fn no_validation_split_means_no_temperature() {
 fn interrupted_then_resumed(config: &RunConfig, stop_after: usize) -> train::Trained {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("checkpoint.safetensors");
+    let run_dir = RunDir::new(dir.path());
     let interrupt = AtomicBool::new(false);
     let steps_per_epoch = 1200usize.div_ceil(config.training.batch_size) as u64;
     let progress = |p: train::Progress| {
@@ -169,7 +170,7 @@ fn interrupted_then_resumed(config: &RunConfig, stop_after: usize) -> train::Tra
     };
     let hooks = train::Hooks {
         progress: &progress,
-        checkpoint: Some(&path),
+        checkpoint: Some(&run_dir),
         before_write: &|| Ok(()),
         interrupt: &interrupt,
     };
@@ -181,7 +182,7 @@ fn interrupted_then_resumed(config: &RunConfig, stop_after: usize) -> train::Tra
         .downcast_ref::<train::Interrupted>()
         .expect("stopped by the interrupt");
     assert_eq!(interrupted.epochs_done, stop_after);
-    let peeked = train::checkpoint::peek(&path).unwrap().unwrap();
+    let peeked = run_dir.checkpoint_progress().unwrap().unwrap();
     assert_eq!(peeked.epochs_done, stop_after);
     assert_eq!(peeked.history.len(), stop_after);
 
@@ -233,10 +234,10 @@ fn a_resumed_run_ends_exactly_like_an_uninterrupted_one() {
             assert_eq!(resumed.metrics, whole.metrics);
             // The whole history, bit for bit (the epochs before the stop come back from
             // the checkpoint), except the wall times.
-            let history = |t: &train::Trained| -> Vec<train::EpochRecord> {
+            let history = |t: &train::Trained| -> Vec<EpochRecord> {
                 t.history
                     .iter()
-                    .map(|r| train::EpochRecord {
+                    .map(|r| EpochRecord {
                         seconds: 0.0,
                         ..r.clone()
                     })
@@ -250,9 +251,10 @@ fn a_resumed_run_ends_exactly_like_an_uninterrupted_one() {
 #[test]
 fn an_unusable_checkpoint_is_set_aside_and_the_run_starts_afresh() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("checkpoint.safetensors");
+    let run_dir = RunDir::new(dir.path());
+    let path = run_dir.checkpoint_file();
     let hooks = train::Hooks {
-        checkpoint: Some(&path),
+        checkpoint: Some(&run_dir),
         ..train::Hooks::none()
     };
     let one_epoch = config(r#", "training": { "epochs": 1, "batch_size": 32 }"#);
@@ -265,7 +267,7 @@ fn an_unusable_checkpoint_is_set_aside_and_the_run_starts_afresh() {
         train::run(&other, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error));
     assert_eq!(fresh.metrics, train(&other).metrics);
     assert_eq!(
-        std::fs::read(path.with_extension("unusable")).unwrap(),
+        std::fs::read(run_dir.unusable_checkpoint_file()).unwrap(),
         foreign
     );
 
@@ -274,7 +276,7 @@ fn an_unusable_checkpoint_is_set_aside_and_the_run_starts_afresh() {
         train::run(&other, &Device::Cpu, &hooks).unwrap_or_else(|f| panic!("{:#}", f.error));
     assert_eq!(fresh.metrics, train(&other).metrics);
     assert_eq!(
-        std::fs::read(path.with_extension("unusable")).unwrap(),
+        std::fs::read(run_dir.unusable_checkpoint_file()).unwrap(),
         b"not a checkpoint"
     );
 }

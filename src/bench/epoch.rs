@@ -15,11 +15,12 @@ use super::machine::{process_memory_mb, reset_peak_memory, BenchEnvironment};
 use super::models::ModelCase;
 use crate::model;
 use crate::optim::Optimizer;
+use crate::rng::Rngs;
 use crate::spec::{
     DatasetSpec, EvaluationSpec, LossSpec, MlpSpec, ModelSpec, RunConfig, ScheduleSpec,
     SmoothedCeSpec, SyntheticSpec, TrainingSpec,
 };
-use crate::train::{self, final_evaluation, train_epoch, validate, Hooks, Progress, Rngs};
+use crate::train::{self, final_evaluation, train_epoch, validate, Hooks, Progress};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::Serialize;

@@ -128,7 +128,7 @@ pub struct TrainBench {
     /// `cpu` or `cuda:N`.
     pub device: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<crate::store::GpuInfo>,
+    pub gpu: Option<crate::device::GpuInfo>,
     pub threads: usize,
     /// The binary's allocator (`mimalloc` with the default feature, else `system`).
     pub allocator: String,

@@ -249,7 +249,7 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
 /// Training loss and validation ECE per epoch, one line per group (the mean over the
 /// group's completed runs that have the epoch).
 fn training_curves(report: &Report) -> Vec<LinePanel> {
-    type Get = fn(&crate::train::EpochRecord) -> Option<f64>;
+    type Get = fn(&crate::store::EpochRecord) -> Option<f64>;
     let panels: [(&str, &str, Get); 2] = [
         ("training loss", "loss", |e| Some(e.train_loss)),
         ("validation ECE", "ECE", |e| e.val_ece),

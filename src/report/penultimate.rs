@@ -8,7 +8,7 @@
 use crate::data;
 use crate::model::{self, Pass};
 use crate::spec::DatasetSpec;
-use crate::store::{self, RunStatus, MODEL_FILE};
+use crate::store::{Outcome, RunDir};
 use crate::BadInput;
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -147,19 +147,12 @@ pub struct RunPicture {
 /// Rebuilds the run's model from its `config` and `model.safetensors`, reads its test
 /// set, and projects the chosen classes' examples.
 pub fn of_run(run_dir: &Path, classes: &str, examples: usize) -> Result<RunPicture> {
-    let result = store::read_result(run_dir).map_err(BadInput)?;
-    if result.status != RunStatus::Completed {
+    let run = RunDir::new(run_dir);
+    let result = run.read_result().map_err(BadInput)?;
+    if result.status != Outcome::Completed {
         return Err(BadInput(anyhow::anyhow!(
             "{}: the run failed, so it has no model to look into",
             run_dir.display()
-        ))
-        .into());
-    }
-    let weights = run_dir.join(MODEL_FILE);
-    if !weights.is_file() {
-        return Err(BadInput(anyhow::anyhow!(
-            "{} is missing: the run's weights are saved only when the experiment sets \"save_model\": true (it changes no run id; rerun the run with --force)",
-            weights.display()
         ))
         .into());
     }
@@ -195,8 +188,7 @@ pub fn of_run(run_dir: &Path, classes: &str, examples: usize) -> Result<RunPictu
         &device,
     )?;
     let mut vars = model.vars.clone();
-    vars.load(&weights)
-        .with_context(|| format!("loading {}", weights.display()))?;
+    run.load_model(&mut vars)?;
     let n = indices.len();
     let x = data
         .test

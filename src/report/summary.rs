@@ -5,11 +5,10 @@
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
 use super::format::{self, Cell};
-use crate::store::{self, RunResult, EXPERIMENT_FILE};
-use crate::sweep::status::{self, State};
-use crate::train::FinalMetrics;
+use crate::store::{ExperimentDir, FinalMetrics, RunResult, RunState};
+use crate::sweep::status;
 use crate::BadInput;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -76,26 +75,7 @@ pub struct Collected {
 /// Reads `dir`: the results directory of one experiment (it holds the `experiment.json`
 /// that `run` keeps) or a directory of such directories.
 pub fn collect(dir: &Path) -> Result<Collected> {
-    let experiment_dirs = if dir.join(EXPERIMENT_FILE).is_file() {
-        vec![dir.to_path_buf()]
-    } else {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))
-            .map_err(BadInput)?;
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join(EXPERIMENT_FILE).is_file())
-            .collect();
-        dirs.sort();
-        dirs
-    };
-    if experiment_dirs.is_empty() {
-        return Err(BadInput(anyhow::anyhow!(
-            "{} holds no {EXPERIMENT_FILE}, and neither does any directory in it: give the results directory that `smoothlab run` wrote (results/<experiment>) or its parent",
-            dir.display()
-        ))
-        .into());
-    }
+    let experiment_dirs = ExperimentDir::find(dir)?;
     let mut collected = Collected {
         runs: vec![],
         swept: vec![],
@@ -108,8 +88,8 @@ pub fn collect(dir: &Path) -> Result<Collected> {
     Ok(collected)
 }
 
-fn collect_experiment(dir: &Path, collected: &mut Collected) -> Result<()> {
-    let (plan, dir) = status::open(dir, dir)?;
+fn collect_experiment(dir: &ExperimentDir, collected: &mut Collected) -> Result<()> {
+    let (plan, dir) = status::open(dir.path(), dir.path())?;
     let name = plan.experiment.name.clone();
     for key in plan.experiment.sweep.keys() {
         if !collected.swept.contains(key) {
@@ -117,36 +97,25 @@ fn collect_experiment(dir: &Path, collected: &mut Collected) -> Result<()> {
         }
     }
     let statuses = status::collect(&plan, &dir)?;
-    for (run, state) in plan.runs.iter().zip(statuses) {
-        let run_dir = dir.join(&run.id);
-        let outcome = match state.state {
-            State::Done => Outcome::Completed(Box::new(store::read_result(&run_dir)?)),
-            State::Failed { reason } => Outcome::Failed { reason },
-            State::Running { .. } => Outcome::Missing { state: "running" },
-            State::Stale { .. } => Outcome::Missing { state: "stale" },
-            State::Pending => Outcome::Missing { state: "pending" },
+    for (run, row) in plan.runs.iter().zip(statuses) {
+        let run_dir = dir.run(&run.id);
+        let outcome = match row.inspection.state {
+            RunState::Done => Outcome::Completed(Box::new(run_dir.read_result()?)),
+            RunState::Failed { reason } => Outcome::Failed { reason },
+            RunState::Running { .. } => Outcome::Missing { state: "running" },
+            RunState::Stale { .. } => Outcome::Missing { state: "stale" },
+            RunState::Pending => Outcome::Missing { state: "pending" },
         };
         collected.runs.push(ReportRun {
             experiment: name.clone(),
             run_id: run.id.clone(),
-            dir: run_dir,
+            dir: run_dir.path().to_path_buf(),
             config: serde_json::to_value(&run.config)?,
             outcome,
         });
     }
-    let planned: BTreeSet<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
-    let mut others: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name();
-            !planned.contains(name.to_string_lossy().as_ref())
-                && e.path().join(store::RESULT_FILE).is_file()
-        })
-        .map(|e| e.path())
-        .collect();
-    others.sort();
-    collected.not_in_plan.extend(others);
+    let planned: Vec<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+    collected.not_in_plan.extend(dir.results_not_in(&planned)?);
     collected.experiments.push(name);
     Ok(())
 }

@@ -8,13 +8,12 @@
 //! nothing and draws the same numbers, so on the same machine it ends with the same
 //! weights and metrics as an uninterrupted one.
 
-use super::{EpochRecord, Timings};
+use super::schema::{EpochRecord, Timings};
 use crate::atomic;
-use crate::rng::{seeded, Stream};
+use crate::rng::Rngs;
 use crate::spec::RunConfig;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,25 +36,6 @@ pub struct Checkpoint {
     pub timings: Timings,
 }
 
-/// The run's random generators (their serde form is the exact stream position).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Rngs {
-    pub shuffle: ChaCha8Rng,
-    pub dropout: ChaCha8Rng,
-    pub augmentation: ChaCha8Rng,
-}
-
-impl Rngs {
-    /// The generators of a run with `seed`, at the start of training.
-    pub fn seeded(seed: u64) -> Self {
-        Self {
-            shuffle: seeded(seed, Stream::Shuffle),
-            dropout: seeded(seed, Stream::Dropout),
-            augmentation: seeded(seed, Stream::Augmentation),
-        }
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 struct Meta {
     format: u32,
@@ -69,7 +49,7 @@ struct Meta {
 }
 
 /// Writes `checkpoint` of the run with `config` to `path` atomically.
-pub fn save(path: &Path, config: &RunConfig, checkpoint: &Checkpoint) -> Result<()> {
+pub(super) fn save(path: &Path, config: &RunConfig, checkpoint: &Checkpoint) -> Result<()> {
     let meta = Meta {
         format: FORMAT,
         config: config.clone(),
@@ -97,7 +77,7 @@ pub fn save(path: &Path, config: &RunConfig, checkpoint: &Checkpoint) -> Result<
 
 /// Reads the checkpoint at `path` if there is one for this `config`. A checkpoint of a
 /// different config or format is an error (the caller decides to start afresh).
-pub fn load(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<Checkpoint>> {
+pub(super) fn load(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<Checkpoint>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -140,9 +120,9 @@ pub fn load(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<C
     Ok(Some(checkpoint))
 }
 
-/// What [`peek`] reads.
+/// How far a checkpoint got, from its header alone.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
+pub struct CheckpointProgress {
     pub epochs_done: usize,
     pub epochs: usize,
     pub history: Vec<EpochRecord>,
@@ -150,7 +130,7 @@ pub struct Progress {
 
 /// How far the checkpoint at `path` got, from its header alone (the tensors are not
 /// read); `None` when there is no checkpoint.
-pub fn peek(path: &Path) -> Result<Option<Progress>> {
+pub(super) fn peek(path: &Path) -> Result<Option<CheckpointProgress>> {
     use std::io::Read;
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
@@ -174,7 +154,7 @@ pub fn peek(path: &Path) -> Result<Option<Progress>> {
         Ok(serde_json::from_str::<Meta>(text)?)
     })()
     .with_context(|| format!("{} is not a smoothlab checkpoint", path.display()))?;
-    Ok(Some(Progress {
+    Ok(Some(CheckpointProgress {
         epochs_done: meta.epochs_done,
         epochs: meta.config.training.epochs,
         history: meta.history,

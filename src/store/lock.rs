@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-pub const LOCK_FILE: &str = "lock";
+pub(super) const LOCK_FILE: &str = "lock";
 /// How often a holder touches its lock.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A lock not touched for this long is stale wherever its holder runs: long enough for
@@ -45,7 +45,7 @@ pub struct LockInfo {
 impl LockInfo {
     fn for_this_process() -> Self {
         Self {
-            host: super::hostname().unwrap_or_default(),
+            host: hostname().unwrap_or_default(),
             pid: std::process::id(),
             started_at: Utc::now(),
             token: random_token(),
@@ -243,7 +243,7 @@ fn read(path: &Path) -> Result<Option<(Holder, Vec<u8>)>> {
 /// Whether a lock with `info`, last touched `age` ago, is still held.
 fn judge(info: Option<LockInfo>, age: Duration) -> Holder {
     if let Some(i) = &info {
-        if Some(&i.host) == super::hostname().as_ref() && !process_alive(i.pid) {
+        if Some(&i.host) == hostname().as_ref() && !process_alive(i.pid) {
             let reason = format!("process {} on {} is gone", i.pid, i.host);
             return Holder::Stale { info, reason };
         }
@@ -332,6 +332,15 @@ fn random_token() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
+/// This machine's host name, as locks and results record it.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 /// The Slurm job this process runs in, as `<array job id>_<task id>` or the job id.
 pub fn slurm_job() -> Option<String> {
     let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -393,7 +402,7 @@ mod tests {
     fn a_lock_of_a_dead_process_on_this_host_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         // Pid 0x7ffffffe is above any pid_max Linux allows, so no process has it.
-        let dead = foreign(&super::super::hostname().unwrap(), 0x7fff_fffe);
+        let dead = foreign(&super::hostname().unwrap(), 0x7fff_fffe);
         write_lock(dir.path(), &dead, Duration::ZERO);
         match inspect(dir.path()).unwrap() {
             Some(Holder::Stale { reason, .. }) => assert!(reason.contains("is gone"), "{reason}"),

@@ -9,18 +9,16 @@
 //! how it ended through its exit code ([`exit`]). When stdin reaches end-of-file the
 //! supervisor is gone, and the worker exits at once: nobody would record its result.
 
-use crate::device;
+use crate::device::{self, GpuInfo};
 use crate::spec::{DeviceSpec, PlannedRun};
-use crate::store::lock::{self, LockLost};
-use crate::store::{self, Environment, GpuInfo, RunResult, RunStatus};
+use crate::store::lock::LockLost;
+use crate::store::{self, Environment, Outcome, RunDir, RunResult};
 use crate::train::{self, Hooks, Interrupted, Progress};
-use crate::{atomic, calibration};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 /// How a worker ended.
@@ -47,7 +45,7 @@ pub struct Job {
     pub experiment: String,
     pub save_model: bool,
     pub device: DeviceSpec,
-    pub run_dir: PathBuf,
+    pub run_dir: RunDir,
     /// The supervisor's claim on the run; checked before every write.
     pub lock_token: String,
 }
@@ -143,9 +141,7 @@ fn fatal(error: &anyhow::Error) -> i32 {
 
 /// Trains the job's run and stores its outcome; errors are about storing, not training.
 fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
-    let lock_path = job.run_dir.join(lock::LOCK_FILE);
-    let fence = || lock::check_owner(&lock_path, &job.lock_token);
-    let checkpoint = job.run_dir.join(store::CHECKPOINT_FILE);
+    let fence = || job.run_dir.check_lock(&job.lock_token);
     let started_at = Utc::now();
     let device = device::open(job.device);
     let device_name = device
@@ -163,7 +159,7 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
         .and_then(|device| {
             let hooks = Hooks {
                 progress: &|p| emit(&Event::Progress(p)),
-                checkpoint: Some(&checkpoint),
+                checkpoint: Some(&job.run_dir),
                 before_write: &fence,
                 interrupt,
             };
@@ -182,23 +178,23 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
     match outcome {
         Ok(trained) => {
             fence()?;
-            write_predictions(&job.run_dir, &trained)?;
+            job.run_dir
+                .write_predictions(&trained.test, trained.validation.as_ref())?;
             if job.save_model {
-                let path = job.run_dir.join(store::MODEL_FILE);
-                atomic::write_with(&path, |temp| Ok(trained.vars.save(temp)?))?;
+                job.run_dir.write_model(&trained.vars)?;
             }
             let result = RunResult {
-                status: RunStatus::Completed,
+                status: Outcome::Completed,
                 error: None,
                 history: trained.history,
                 metrics: Some(trained.metrics),
                 timings: trained.timings,
                 ..result_of(job, &device_name, gpu, started_at)
             };
-            atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
+            job.run_dir.write_result(&result)?;
             crate::fault::point("stored");
             // The result is stored: a checkpoint that cannot be removed is only clutter.
-            if let Err(e) = store::remove_checkpoint(&job.run_dir) {
+            if let Err(e) = job.run_dir.remove_checkpoint() {
                 tracing::warn!("{e:#}");
             }
             Ok(exit::COMPLETED)
@@ -211,14 +207,14 @@ fn work(job: &Job, interrupt: &AtomicBool) -> Result<i32> {
         Err(failed) => {
             fence()?;
             let result = RunResult {
-                status: RunStatus::Failed,
+                status: Outcome::Failed,
                 error: Some(format!("{:#}", failed.error)),
                 history: failed.history,
                 metrics: None,
                 timings: failed.timings,
                 ..result_of(job, &device_name, gpu, started_at)
             };
-            atomic::write_json(&job.run_dir.join(store::RESULT_FILE), &result)?;
+            job.run_dir.write_result(&result)?;
             Ok(exit::FAILED)
         }
     }
@@ -236,7 +232,7 @@ pub fn result_of(
         schema_version: store::SCHEMA_VERSION,
         run_id: job.run.id.clone(),
         experiment: job.experiment.clone(),
-        status: RunStatus::Failed,
+        status: Outcome::Failed,
         error: None,
         swept: job.run.swept.iter().cloned().collect(),
         config: job.run.config.clone(),
@@ -245,13 +241,6 @@ pub fn result_of(
         environment: Environment::current(device, gpu, started_at),
         timings: Default::default(),
     }
-}
-
-fn write_predictions(run_dir: &Path, trained: &train::Trained) -> Result<()> {
-    let mut splits = vec![("test", &trained.test)];
-    splits.extend(trained.validation.as_ref().map(|v| ("val", v)));
-    let bytes = calibration::io::safetensors_bytes(&splits)?;
-    atomic::write_bytes(&run_dir.join(store::PREDICTIONS_FILE), &bytes)
 }
 
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

@@ -6,67 +6,28 @@
 //! correct counts stay on the device and are read a few times per epoch (which is also
 //! where a NaN/Inf loss is caught, with its exact step).
 //!
-//! With a checkpoint path the run saves its whole state after every epoch and, when a
-//! checkpoint is there at the start, continues from it ([`checkpoint`]).
+//! With a run directory the run saves its whole state there after every epoch and, when
+//! a checkpoint is there at the start, continues from it ([`crate::store::Checkpoint`]).
 
-pub mod checkpoint;
-
-use crate::calibration::{self, Metrics, Predictions, TemperatureFit};
+use crate::calibration::{self, Metrics, Predictions};
 use crate::data::{self, Dataset, Split};
 use crate::loss;
 use crate::model::{self, Classifier, Model, Pass};
 use crate::optim::{self, Optimizer};
+use crate::rng::Rngs;
 use crate::spec::{LossSpec, RunConfig};
+use crate::store::{Checkpoint, EpochRecord, FinalMetrics, RunDir, Timings};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use checkpoint::Checkpoint;
-pub use checkpoint::Rngs;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Device reads per epoch for the running loss/accuracy (and the NaN check).
 const READS_PER_EPOCH: usize = 8;
-
-/// One epoch's numbers in `result.json`'s history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based.
-    pub epoch: usize,
-    /// Learning rate of the epoch's last step.
-    pub lr: f64,
-    /// Mean training loss over the epoch's samples (as trained: dropout on).
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub val_accuracy: Option<f64>,
-    pub val_nll: Option<f64>,
-    pub val_ece: Option<f64>,
-    /// Wall time of the epoch, validation included.
-    pub seconds: f64,
-}
-
-/// Final metrics of a completed run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalMetrics {
-    pub test: Metrics,
-    pub validation: Option<Metrics>,
-    /// Temperature fitted on the validation split (when enabled).
-    pub temperature: Option<TemperatureFit>,
-    /// Test metrics of `softmax(z / T)`.
-    pub test_scaled: Option<Metrics>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    pub train_seconds: f64,
-    /// Validation passes and final evaluation, calibration included.
-    pub eval_seconds: f64,
-    pub train_samples_per_second: f64,
-}
 
 /// What a completed run hands to the store.
 pub struct Trained {
@@ -98,8 +59,8 @@ pub struct Progress {
 pub struct Hooks<'a> {
     /// Called at the start and a few times per epoch.
     pub progress: &'a dyn Fn(Progress),
-    /// Where the epoch checkpoint is kept; `None` trains without one.
-    pub checkpoint: Option<&'a Path>,
+    /// The run directory that keeps the epoch checkpoint; `None` trains without one.
+    pub checkpoint: Option<&'a RunDir>,
     /// Called before each checkpoint write; an error stops the run (the caller uses it
     /// to make sure it still owns the run).
     pub before_write: &'a dyn Fn() -> Result<()>,
@@ -174,7 +135,7 @@ fn run_inner(
     let mut first_epoch = 0;
     if let Some(resumed) = hooks
         .checkpoint
-        .map(|path| resume(path, config, device))
+        .map(|run_dir| run_dir.load_checkpoint(config, device))
         .transpose()?
         .flatten()
     {
@@ -221,7 +182,7 @@ fn run_inner(
         };
         tracing::info!("{}", describe_epoch(&record, epochs));
         state.history.push(record);
-        if let Some(path) = hooks.checkpoint {
+        if let Some(run_dir) = hooks.checkpoint {
             (hooks.before_write)()?;
             let checkpoint = Checkpoint {
                 epochs_done: epoch + 1,
@@ -239,7 +200,9 @@ fn run_inner(
                 history: state.history.clone(),
                 timings: state.timings.clone(),
             };
-            checkpoint::save(path, config, &checkpoint).context("saving the epoch checkpoint")?;
+            run_dir
+                .save_checkpoint(config, &checkpoint)
+                .context("saving the epoch checkpoint")?;
         }
     }
     state.timings.train_samples_per_second =
@@ -407,24 +370,6 @@ pub fn final_evaluation(
         temperature,
     };
     Ok((metrics, test, validation))
-}
-
-/// The checkpoint at `path`, if there is a usable one: an unreadable checkpoint or one
-/// of another config is set aside (renamed `*.unusable`) and the run starts afresh.
-fn resume(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<Checkpoint>> {
-    match checkpoint::load(path, config, device) {
-        Ok(found) => Ok(found),
-        Err(e) => {
-            let aside = path.with_extension("unusable");
-            tracing::warn!(
-                "{e:#}; starting from scratch, the file is kept as {}",
-                aside.display()
-            );
-            std::fs::rename(path, &aside)
-                .with_context(|| format!("moving {} aside", path.display()))?;
-            Ok(None)
-        }
-    }
 }
 
 /// Puts a checkpoint's variables and optimiser state into a freshly built model.

@@ -1,0 +1,210 @@
+//! One function per subcommand: turn its arguments into the library's options, call
+//! the library, print. The exit code is 0 on success, 1 when a run failed, 2 for bad
+//! input (see [`smoothlab::exit_code`]) and 130 for an interrupted sweep.
+
+use super::args::*;
+use smoothlab::{atomic, bench, device, report, slurm, spec, store, sweep, BadInput};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+type Outcome = anyhow::Result<ExitCode>;
+
+pub fn dispatch(command: Command) -> Outcome {
+    match command {
+        Command::Run(args) => run(args),
+        Command::Status(args) => status(args),
+        Command::Slurm(args) => slurm(args),
+        Command::Worker => unreachable!("main starts workers before dispatching"),
+        Command::Show(args) => show(args),
+        Command::Calibrate(args) => calibrate(args),
+        Command::Report(args) => report(args),
+        Command::Viz(Viz::Penultimate(args)) => penultimate(args),
+        Command::Bench(Bench::Calibration(args)) => bench_calibration(args),
+        Command::Bench(Bench::Models(args)) => bench_models(args),
+        Command::Bench(Bench::Epoch(args)) => bench_epoch(args),
+        Command::Bench(Bench::Train(args)) => bench_train(args),
+    }
+}
+
+fn run(args: RunArgs) -> Outcome {
+    let plan = spec::load(&args.experiment)?;
+    if args.dry_run {
+        let dir = sweep::experiment_dir(&plan, &args.results);
+        let statuses: Vec<_> = sweep::status::collect(&plan, &dir)?
+            .into_iter()
+            .filter(|s| args.shard.contains(s.position))
+            .collect();
+        println!(
+            "{}: {} run(s) of shard {} in {}",
+            plan.file.display(),
+            statuses.len(),
+            args.shard,
+            dir.path().display()
+        );
+        print!("{}", sweep::status::table(&statuses));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = sweep::RunOptions {
+        results: args.results,
+        device: args.device,
+        force: args.force,
+        retry_failed: args.retry_failed,
+        shard: args.shard,
+        jobs: args.jobs,
+        threads: args.threads,
+        executable: std::env::current_exe()?,
+    };
+    let summary = sweep::run(&plan, &options)?;
+    println!("{}", summary.line());
+    Ok(
+        if !summary.interrupted.is_empty() || !summary.not_started.is_empty() {
+            ExitCode::from(sweep::worker::exit::INTERRUPTED as u8)
+        } else if summary.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+fn status(args: StatusArgs) -> Outcome {
+    let (plan, dir) = sweep::status::open(&args.target, &args.results)?;
+    let statuses = sweep::status::collect(&plan, &dir)?;
+    match args.format {
+        Format::Table => {
+            println!("{}: {}", plan.experiment.name, dir.path().display());
+            print!("{}", sweep::status::table(&statuses));
+        }
+        Format::Json => {
+            let json = serde_json::json!({
+                "experiment": plan.experiment.name,
+                "dir": dir.path(),
+                "summary": sweep::status::summary_line(&statuses),
+                "runs": statuses,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn slurm(args: SlurmArgs) -> Outcome {
+    let plan = spec::load(&args.experiment)?;
+    let options = slurm::SlurmOptions {
+        tasks: args.tasks,
+        partition: args.partition,
+        time: args.time,
+        cpus_per_task: args.cpus_per_task,
+        gpus: args.gpus,
+        results: args.results,
+        device: args.device,
+    };
+    let script = slurm::script(&plan, &options, &std::env::current_exe()?).map_err(BadInput)?;
+    print!("{script}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(args: ShowArgs) -> Outcome {
+    let result = store::read_result(&args.run).map_err(BadInput)?;
+    print!("{}", report::show(&result));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(args: CalibrateArgs) -> Outcome {
+    let output = report::CalibrationReport::compute(
+        &args.predictions,
+        args.bins,
+        args.fit_temperature.as_deref(),
+    )?;
+    match args.format {
+        Format::Table => print!("{}", output.table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&output)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: ReportArgs) -> Outcome {
+    let options = report::ReportOptions {
+        dir: args.dir,
+        by: args
+            .by
+            .map(|keys| keys.into_iter().filter(|k| !k.is_empty()).collect()),
+        format: match args.format {
+            ReportFormat::Table => report::ReportFormat::Table,
+            ReportFormat::Md => report::ReportFormat::Markdown,
+            ReportFormat::Csv => report::ReportFormat::Csv,
+            ReportFormat::Json => report::ReportFormat::Json,
+        },
+        plots: args.plots,
+        html: args.html,
+    };
+    print!("{}", report::report(&options)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn penultimate(args: PenultimateArgs) -> Outcome {
+    let figure = report::penultimate::figure(&args.runs, &args.classes, args.examples)?;
+    let out = &args.out;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = out
+        .file_name()
+        .ok_or_else(|| {
+            BadInput(anyhow::anyhow!(
+                "--out {}: expected a file path",
+                out.display()
+            ))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    for path in figure.write(&dir, &stem)? {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_calibration(args: CalibrationBenchArgs) -> Outcome {
+    let figures = bench::CalibrationBench::run(args.repeats);
+    print_bench(&figures.table(), &figures, args.json)
+}
+
+fn bench_models(args: ModelsBenchArgs) -> Outcome {
+    let device = device::open(args.device)?;
+    let options = bench::ModelsOptions {
+        cases: args.models,
+        batch_size: args.batch_size,
+        warmup: args.warmup,
+        steps: args.steps,
+        repeats: args.repeats,
+    };
+    let figures = bench::ModelsBench::run(&options, &device)?;
+    print_bench(&figures.table(), &figures, args.json)
+}
+
+fn bench_epoch(args: EpochBenchArgs) -> Outcome {
+    let device = device::open(args.device)?;
+    let options = bench::EpochOptions {
+        samples: args.samples,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+    };
+    let figures = bench::EpochBench::run(&options, &device)?;
+    print_bench(&figures.table(), &figures, args.json)
+}
+
+fn bench_train(args: TrainBenchArgs) -> Outcome {
+    let device = device::open(args.device)?;
+    let figures = bench::TrainBench::run(args.steps, args.batch_size, &device)?;
+    print_bench(&figures.table(), &figures, args.json)
+}
+
+/// Prints a benchmark's table and, when asked, writes its figures as JSON.
+fn print_bench(table: &str, figures: &impl serde::Serialize, json: Option<PathBuf>) -> Outcome {
+    print!("{table}");
+    if let Some(path) = json {
+        atomic::write_json(&path, figures)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

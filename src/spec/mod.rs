@@ -3,13 +3,16 @@
 //! An experiment file is parsed in two steps. The text is first parsed as JSON
 //! (syntax errors report line and column), then deserialised into [`Experiment`]
 //! with the JSON path of every error kept, then range-checked by
-//! [`Experiment::validate`]. Every failure is a [`SpecError`] naming the file,
+//! `validate`. Every failure is a [`SpecError`] naming the file,
 //! the JSON path and what was expected; nothing runs before the whole plan is
 //! valid.
 
 mod error;
+mod parse;
 mod plan;
+mod run_id;
 mod types;
+mod validate;
 
 pub use error::SpecError;
 pub use plan::{Plan, PlannedRun};

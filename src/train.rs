@@ -122,16 +122,12 @@ fn run_inner(
     hooks: &Hooks,
     state: &mut State,
 ) -> Result<(FinalMetrics, Predictions, Option<Predictions>, VarMap)> {
-    let data = data::load(&config.dataset, config.seed, device).context("loading the data set")?;
-    let model = model::build(
-        &config.model,
-        &data.sample_shape,
-        data.classes,
-        config.seed,
-        device,
-    )?;
-    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters());
-    let mut rngs = Rngs::seeded(config.seed);
+    let Setup {
+        data,
+        model,
+        mut optimizer,
+        mut rngs,
+    } = Setup::new(config, device)?;
     let mut first_epoch = 0;
     if let Some(resumed) = hooks
         .checkpoint
@@ -212,6 +208,36 @@ fn run_inner(
     let (metrics, test, validation) = final_evaluation(model.inference.as_ref(), &data, config)?;
     state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
     Ok((metrics, test, validation, model.vars))
+}
+
+/// What a run trains with, as it is before its first epoch.
+pub struct Setup {
+    pub data: Dataset,
+    pub model: Model,
+    pub optimizer: Optimizer,
+    pub rngs: Rngs,
+}
+
+impl Setup {
+    /// Loads the data and builds the model, optimiser and generators of `config`.
+    pub fn new(config: &RunConfig, device: &Device) -> Result<Self> {
+        let data =
+            data::load(&config.dataset, config.seed, device).context("loading the data set")?;
+        let model = model::build(
+            &config.model,
+            &data.sample_shape,
+            data.classes,
+            config.seed,
+            device,
+        )?;
+        let optimizer = Optimizer::new(&config.optimizer, model.parameters());
+        Ok(Self {
+            data,
+            model,
+            optimizer,
+            rngs: Rngs::seeded(config.seed),
+        })
+    }
 }
 
 /// Optimiser steps in one epoch of `config` on `data`.

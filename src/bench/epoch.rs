@@ -13,14 +13,11 @@
 
 use super::machine::{process_memory_mb, reset_peak_memory, BenchEnvironment};
 use super::models::ModelCase;
-use crate::model;
-use crate::optim::Optimizer;
-use crate::rng::Rngs;
 use crate::spec::{
     DatasetSpec, EvaluationSpec, LossSpec, MlpSpec, ModelSpec, RunConfig, ScheduleSpec,
     SmoothedCeSpec, SyntheticSpec, TrainingSpec,
 };
-use crate::train::{self, final_evaluation, train_epoch, validate, Hooks, Progress};
+use crate::train::{self, final_evaluation, train_epoch, validate, Hooks, Progress, Setup};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::Serialize;
@@ -246,16 +243,12 @@ fn evaluation_share(
     config: &RunConfig,
     device: &Device,
 ) -> Result<(EvaluationShare, usize, usize)> {
-    let data = crate::data::load(&config.dataset, config.seed, device)?;
-    let model = model::build(
-        &config.model,
-        &data.sample_shape,
-        data.classes,
-        config.seed,
-        device,
-    )?;
-    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters());
-    let mut rngs = Rngs::seeded(config.seed);
+    let Setup {
+        data,
+        model,
+        mut optimizer,
+        mut rngs,
+    } = Setup::new(config, device)?;
     let start = Instant::now();
     train_epoch(
         config,

@@ -248,14 +248,8 @@ pub struct ModelsBenchArgs {
     /// Untimed steps before the first repetition.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
-    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
-    pub batch_size: usize,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Also write the figures to this JSON file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub step: StepBenchArgs,
 }
 
 #[derive(Args)]
@@ -267,14 +261,8 @@ pub struct EpochBenchArgs {
     /// Epochs of the run whose memory is measured.
     #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
-    pub batch_size: usize,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Also write the figures to this JSON file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub step: StepBenchArgs,
 }
 
 #[derive(Args)]
@@ -282,9 +270,16 @@ pub struct TrainBenchArgs {
     /// Timed steps per case (after one warm-up step).
     #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     pub steps: usize,
+    #[command(flatten)]
+    pub step: StepBenchArgs,
+}
+
+/// What the training benchmarks share.
+#[derive(Args)]
+pub struct StepBenchArgs {
     #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     pub batch_size: usize,
-    /// cpu, cuda or cuda:N (auto: CUDA when available).
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Also write the figures to this JSON file.

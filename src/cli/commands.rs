@@ -171,33 +171,33 @@ fn bench_calibration(args: CalibrationBenchArgs) -> Outcome {
 }
 
 fn bench_models(args: ModelsBenchArgs) -> Outcome {
-    let device = device::open(args.device)?;
+    let device = device::open(args.step.device)?;
     let options = bench::ModelsOptions {
         cases: args.models,
-        batch_size: args.batch_size,
+        batch_size: args.step.batch_size,
         warmup: args.warmup,
         steps: args.steps,
         repeats: args.repeats,
     };
     let figures = bench::ModelsBench::run(&options, &device)?;
-    print_bench(&figures.table(), &figures, args.json)
+    print_bench(&figures.table(), &figures, args.step.json)
 }
 
 fn bench_epoch(args: EpochBenchArgs) -> Outcome {
-    let device = device::open(args.device)?;
+    let device = device::open(args.step.device)?;
     let options = bench::EpochOptions {
         samples: args.samples,
         epochs: args.epochs,
-        batch_size: args.batch_size,
+        batch_size: args.step.batch_size,
     };
     let figures = bench::EpochBench::run(&options, &device)?;
-    print_bench(&figures.table(), &figures, args.json)
+    print_bench(&figures.table(), &figures, args.step.json)
 }
 
 fn bench_train(args: TrainBenchArgs) -> Outcome {
-    let device = device::open(args.device)?;
-    let figures = bench::TrainBench::run(args.steps, args.batch_size, &device)?;
-    print_bench(&figures.table(), &figures, args.json)
+    let device = device::open(args.step.device)?;
+    let figures = bench::TrainBench::run(args.steps, args.step.batch_size, &device)?;
+    print_bench(&figures.table(), &figures, args.step.json)
 }
 
 /// Prints a benchmark's table and, when asked, writes its figures as JSON.

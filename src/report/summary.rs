@@ -4,13 +4,12 @@
 //! Every planned run is accounted for: a group counts its completed, failed and missing
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
-use super::format::{self, Cell};
 use crate::store::{self, RunResult, EXPERIMENT_FILE};
 use crate::sweep::status::{self, State};
 use crate::train::FinalMetrics;
 use crate::BadInput;
 use anyhow::{Context, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -366,33 +365,6 @@ impl Report {
             .join(", ")
     }
 
-    /// The header and one row of cells per group: the keys, the run counts, each
-    /// metric's mean and standard deviation.
-    pub fn cells(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
-        let mut header: Vec<String> = self.keys.clone();
-        header.extend(["runs", "completed", "failed", "missing"].map(String::from));
-        for m in METRICS {
-            header.push(format!("{}_mean", m.name));
-            header.push(format!("{}_std", m.name));
-        }
-        let rows = self
-            .groups
-            .iter()
-            .map(|g| {
-                let mut row: Vec<Cell> = g.key.iter().cloned().map(Cell::Value).collect();
-                for count in [g.runs.len(), g.completed, g.failed, g.missing] {
-                    row.push(Cell::Value(Value::from(count)));
-                }
-                for stat in &g.stats {
-                    row.push(Cell::Number(stat.mean));
-                    row.push(Cell::Number(stat.std));
-                }
-                row
-            })
-            .collect();
-        (header, rows)
-    }
-
     /// Failed and missing runs, one line each, and the run directories left out.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = vec![];
@@ -415,25 +387,20 @@ impl Report {
         }
         notes
     }
-
-    /// Flat JSON records, one per group: key columns, counts, `<metric>_mean/_std`.
-    pub fn records(&self) -> Vec<Map<String, Value>> {
-        let (header, rows) = self.cells();
-        rows.into_iter()
-            .map(|row| {
-                header
-                    .iter()
-                    .cloned()
-                    .zip(row.into_iter().map(Cell::into_json))
-                    .collect()
-            })
-            .collect()
-    }
 }
 
 /// `key=value` for labels, with the key shortened by [`short_key`].
 pub fn key_label(key: &str, value: &Value) -> String {
-    format!("{}={}", short_key(key), format::value_text(value))
+    format!("{}={}", short_key(key), value_text(value))
+}
+
+/// A config value as text: strings without quotes, `-` for a missing key.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The last part of a dotted key (`loss.smoothing` → `smoothing`) unless that is

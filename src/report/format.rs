@@ -48,7 +48,7 @@ fn csv_field(text: &str) -> String {
 pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["runs", "completed", "failed", "missing"].map(String::from));
-    for m in METRICS {
+    for m in METRICS.iter() {
         header.push(format!("{}_mean", m.name));
         header.push(format!("{}_std", m.name));
     }
@@ -119,7 +119,7 @@ fn mean_std(stat: &Stat, decimals: usize) -> String {
 fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["done", "failed", "missing"].map(String::from));
-    header.extend(METRICS.iter().map(|m| m.label.to_string()));
+    header.extend(METRICS.iter().map(|m| m.label.clone()));
     let rows = report
         .groups
         .iter()
@@ -131,7 +131,7 @@ fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
             row.extend(
                 g.stats
                     .iter()
-                    .zip(METRICS)
+                    .zip(METRICS.iter())
                     .map(|(s, m)| mean_std(s, m.decimals)),
             );
             row

@@ -4,6 +4,8 @@
 //! Every planned run is accounted for: a group counts its completed, failed and missing
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
+use crate::calibration::catalog::{self, Measure};
+use crate::calibration::TemperatureFit;
 use crate::store::{self, RunResult, EXPERIMENT_FILE};
 use crate::sweep::status::{self, State};
 use crate::train::FinalMetrics;
@@ -12,6 +14,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 /// The pseudo-key that groups by experiment (the name in its experiment file).
 pub const EXPERIMENT_KEY: &str = "experiment";
@@ -153,86 +156,93 @@ fn collect_experiment(dir: &Path, collected: &mut Collected) -> Result<()> {
 /// A metric of a completed run, as a report column.
 pub struct Metric {
     /// Column name in CSV and JSON (`<name>_mean`, `<name>_std`).
-    pub name: &'static str,
+    pub name: String,
     /// Column heading in tables.
-    pub label: &'static str,
+    pub label: String,
     pub decimals: usize,
-    pub get: fn(&RunResult) -> Option<f64>,
+    source: Source,
+}
+
+/// Where a [`Metric`] reads a run's value.
+enum Source {
+    /// A metric of the test set.
+    Test(&'static Measure),
+    /// A metric of the test set after temperature scaling.
+    Scaled(&'static Measure),
+    /// A number of the temperature fit.
+    Fit(&'static Measure<TemperatureFit>),
+    TrainSeconds,
+}
+
+impl Metric {
+    /// A column as the catalogue names and rounds `measure`.
+    fn catalogued<Of>(measure: &Measure<Of>, source: Source) -> Self {
+        Self {
+            name: measure.key.to_string(),
+            label: measure.label.to_string(),
+            decimals: measure.decimals,
+            source,
+        }
+    }
+
+    fn test(measure: &'static Measure) -> Self {
+        Self::catalogued(measure, Source::Test(measure))
+    }
+
+    fn scaled(measure: &'static Measure) -> Self {
+        Self::catalogued(measure, Source::Scaled(measure)).named(
+            format!("{}_scaled", measure.key),
+            format!("{} after T", measure.label),
+        )
+    }
+
+    fn fit(measure: &'static Measure<TemperatureFit>) -> Self {
+        Self::catalogued(measure, Source::Fit(measure))
+    }
+
+    /// The same column under another name and heading.
+    fn named(self, name: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            label: label.into(),
+            ..self
+        }
+    }
+
+    /// The run's value, if it has one.
+    pub fn get(&self, r: &RunResult) -> Option<f64> {
+        match self.source {
+            Source::Test(measure) => measure.of(&test(r)?.test),
+            Source::Scaled(measure) => measure.of(test(r)?.test_scaled.as_ref()?),
+            Source::Fit(measure) => measure.of(test(r)?.temperature.as_ref()?),
+            Source::TrainSeconds => Some(r.timings.train_seconds),
+        }
+    }
 }
 
 fn test(r: &RunResult) -> Option<&FinalMetrics> {
     r.metrics.as_ref()
 }
 
-/// The report's metrics: test-set figures, before and after temperature scaling.
-pub const METRICS: &[Metric] = &[
-    Metric {
-        name: "accuracy",
-        label: "accuracy",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.accuracy),
-    },
-    Metric {
-        name: "nll",
-        label: "NLL",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.nll),
-    },
-    Metric {
-        name: "brier",
-        label: "Brier",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.brier),
-    },
-    Metric {
-        name: "ece",
-        label: "ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.ece),
-    },
-    Metric {
-        name: "adaptive_ece",
-        label: "adaptive ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.adaptive_ece),
-    },
-    Metric {
-        name: "classwise_ece",
-        label: "classwise ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.classwise_ece),
-    },
-    Metric {
-        name: "ece_scaled",
-        label: "ECE after T",
-        decimals: 4,
-        get: |r| Some(test(r)?.test_scaled.as_ref()?.ece),
-    },
-    Metric {
-        name: "nll_scaled",
-        label: "NLL after T",
-        decimals: 4,
-        get: |r| Some(test(r)?.test_scaled.as_ref()?.nll),
-    },
-    Metric {
-        name: "temperature",
-        label: "T",
-        decimals: 3,
-        get: |r| Some(test(r)?.temperature.as_ref()?.temperature),
-    },
-    Metric {
-        name: "logit_gap",
-        label: "logit gap",
-        decimals: 2,
-        get: |r| Some(test(r)?.test.mean_true_logit_gap),
-    },
-    Metric {
-        name: "train_seconds",
-        label: "train s",
+/// The report's metrics: test-set figures of the [`catalog`], before and after
+/// temperature scaling, and the training time.
+pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
+    use catalog::{ACCURACY, ADAPTIVE_ECE, BRIER, CLASSWISE_ECE, ECE, NLL, TRUE_LOGIT_GAP};
+    let mut metrics: Vec<Metric> = [&ACCURACY, &NLL, &BRIER, &ECE, &ADAPTIVE_ECE, &CLASSWISE_ECE]
+        .map(Metric::test)
+        .into();
+    metrics.extend([&ECE, &NLL].map(Metric::scaled));
+    metrics.push(Metric::fit(&catalog::TEMPERATURE));
+    // Shorter than in the catalogue: `logit_gap` is the column CSV and JSON readers know.
+    metrics.push(Metric::test(&TRUE_LOGIT_GAP).named("logit_gap", "logit gap"));
+    metrics.push(Metric {
+        name: "train_seconds".to_string(),
+        label: "train s".to_string(),
         decimals: 1,
-        get: |r| Some(r.timings.train_seconds),
-    },
-];
+        source: Source::TrainSeconds,
+    });
+    metrics
+});
 
 /// Mean and sample standard deviation (divisor n − 1, as pandas' and R's `sd`) of the
 /// values a metric has in a group's completed runs.
@@ -334,7 +344,7 @@ impl Report {
                         .runs
                         .iter()
                         .filter_map(|&i| collected.runs[i].result())
-                        .filter_map(metric.get)
+                        .filter_map(|r| metric.get(r))
                         .collect();
                     Stat::of(&values)
                 })

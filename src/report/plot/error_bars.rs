@@ -2,7 +2,7 @@
 
 use super::axes::{axes, chart, padded_range, X_LABEL_AREA};
 use super::legend::{Key, Legend};
-use super::{layout, line_colour, render, Figure, Picture, PANEL_HEIGHT, TITLE_HEIGHT};
+use super::{line_colour, render, Figure, Picture, PANEL_HEIGHT};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -36,38 +36,38 @@ pub fn error_bar_lines(
             .collect(),
         ERROR_BAR_WIDTH,
     )?;
-    render(&ErrorBars {
+    render(
         title,
-        x_label,
-        y_label,
-        series,
-        legend,
-    })
+        &legend,
+        &ErrorBars {
+            x_label,
+            y_label,
+            series,
+        },
+    )
 }
 
 const ERROR_BAR_WIDTH: u32 = 640;
 
 struct ErrorBars<'a> {
-    title: &'a str,
     x_label: &'a str,
     y_label: &'a str,
     series: &'a [Series],
-    legend: Legend,
 }
 
 impl Picture for ErrorBars<'_> {
-    fn size(&self) -> (u32, u32) {
-        (
-            ERROR_BAR_WIDTH,
-            TITLE_HEIGHT + PANEL_HEIGHT + self.legend.height(),
-        )
+    fn panels(&self) -> usize {
+        1
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel_size(&self) -> (u32, u32) {
+        (ERROR_BAR_WIDTH, PANEL_HEIGHT)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _: usize) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let areas = layout(root, self.title, &self.legend, 1)?;
         // Finite points only, in order of x; a bar only where the std is positive.
         let series: Vec<Vec<&MeanPoint>> = self
             .series
@@ -88,7 +88,7 @@ impl Picture for ErrorBars<'_> {
             let std = if has_bar(p) { p.std } else { 0.0 };
             [p.mean - std, p.mean + std]
         }));
-        let mut chart = chart(&areas[0], x, y, X_LABEL_AREA)?;
+        let mut chart = chart(area, x, y, X_LABEL_AREA)?;
         axes(&mut chart, self.x_label, self.y_label)?;
         for (i, points) in series.iter().enumerate() {
             let colour = line_colour(i);

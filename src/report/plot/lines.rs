@@ -3,8 +3,8 @@
 use super::axes::{axes, chart, padded_range, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
-    figure_width, headed, layout, line_colour, render, Figure, Picture, CAPTION_HEIGHT,
-    CAPTION_SIZE, PANEL_HEIGHT, PANEL_WIDTH, TITLE_HEIGHT,
+    figure_width, headed, line_colour, render, Figure, Picture, CAPTION_HEIGHT, CAPTION_SIZE,
+    PANEL_HEIGHT, PANEL_WIDTH,
 };
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -37,12 +37,7 @@ pub fn line_panels(title: &str, panels: &[LinePanel]) -> Result<Figure> {
         }
     }
     let legend = Legend::new(entries, figure_width(PANEL_WIDTH, panels.len()))?;
-    render(&LinePanels {
-        title,
-        panels,
-        colours,
-        legend,
-    })
+    render(title, &legend, &LinePanels { panels, colours })
 }
 
 /// Splits `points` into runs of finite points, so that a line breaks where a value is
@@ -56,55 +51,51 @@ fn finite_runs(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
 }
 
 struct LinePanels<'a> {
-    title: &'a str,
     panels: &'a [LinePanel],
     /// Line colour index by label, shared by all panels.
     colours: BTreeMap<&'a str, usize>,
-    legend: Legend,
 }
 
 impl Picture for LinePanels<'_> {
-    fn size(&self) -> (u32, u32) {
-        (
-            figure_width(PANEL_WIDTH, self.panels.len()),
-            TITLE_HEIGHT + PANEL_HEIGHT + self.legend.height(),
-        )
+    fn panels(&self) -> usize {
+        self.panels.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel_size(&self) -> (u32, u32) {
+        (PANEL_WIDTH, PANEL_HEIGHT)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let areas = layout(root, self.title, &self.legend, self.panels.len())?;
         let empty = LinePanel {
             title: String::new(),
             x_label: String::new(),
             y_label: String::new(),
             lines: Vec::new(),
         };
-        for (i, area) in areas.iter().enumerate() {
-            let panel = self.panels.get(i).unwrap_or(&empty);
-            let body = headed(area, &panel.title, CAPTION_HEIGHT, CAPTION_SIZE)?;
-            let finite: Vec<(f64, f64)> = panel
-                .lines
-                .iter()
-                .flat_map(|l| &l.points)
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            let x = padded_range(finite.iter().map(|p| p.0));
-            let y = padded_range(finite.iter().map(|p| p.1));
-            let mut chart = chart(&body, x, y, X_LABEL_AREA)?;
-            axes(&mut chart, &panel.x_label, &panel.y_label)?;
-            for line in &panel.lines {
-                let colour = line_colour(self.colours[line.label.as_str()]);
-                for run in finite_runs(&line.points) {
-                    // A lone point would draw no line; mark it instead.
-                    if let [point] = run[..] {
-                        chart.draw_series([Circle::new(point, 3, colour.filled())])?;
-                    } else {
-                        chart.draw_series(LineSeries::new(run, colour.stroke_width(2)))?;
-                    }
+        let panel = self.panels.get(i).unwrap_or(&empty);
+        let body = headed(area, &panel.title, CAPTION_HEIGHT, CAPTION_SIZE)?;
+        let finite: Vec<(f64, f64)> = panel
+            .lines
+            .iter()
+            .flat_map(|l| &l.points)
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let x = padded_range(finite.iter().map(|p| p.0));
+        let y = padded_range(finite.iter().map(|p| p.1));
+        let mut chart = chart(&body, x, y, X_LABEL_AREA)?;
+        axes(&mut chart, &panel.x_label, &panel.y_label)?;
+        for line in &panel.lines {
+            let colour = line_colour(self.colours[line.label.as_str()]);
+            for run in finite_runs(&line.points) {
+                // A lone point would draw no line; mark it instead.
+                if let [point] = run[..] {
+                    chart.draw_series([Circle::new(point, 3, colour.filled())])?;
+                } else {
+                    chart.draw_series(LineSeries::new(run, colour.stroke_width(2)))?;
                 }
             }
         }

@@ -121,26 +121,34 @@ fn text(size: f64, h: HPos, v: VPos) -> TextStyle<'static> {
     font(size).color(&BLACK).pos(Pos::new(h, v))
 }
 
-/// A figure that can be drawn on any plotters backend.
+/// A figure kind, as it draws its panels on any plotters backend. Every figure is a row
+/// of equal panels under its title with its legend below them; [`render`] lays that out.
 trait Picture {
-    fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    /// How many panels side by side; without any, one empty panel is drawn.
+    fn panels(&self) -> usize;
+    /// The width and height of a panel in pixels.
+    fn panel_size(&self) -> (u32, u32);
+    /// Draws panel `i` (or, at `i` = 0 of a picture without panels, an empty one).
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
     where
         DB::ErrorType: 'static;
 }
 
-fn render(picture: &impl Picture) -> Result<Figure> {
-    let (width, height) = picture.size();
+/// Draws `picture` with `title` above and `legend` below, as SVG and as PNG.
+fn render(title: &str, legend: &Legend, picture: &impl Picture) -> Result<Figure> {
+    let (panel_width, panel_height) = picture.panel_size();
+    let width = figure_width(panel_width, picture.panels());
+    let height = TITLE_HEIGHT + panel_height + legend.height();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        picture.draw(&root).context("drawing the SVG")?;
+        draw(&root, title, legend, picture).context("drawing the SVG")?;
         root.present()?;
     }
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        picture.draw(&root).context("drawing the PNG")?;
+        draw(&root, title, legend, picture).context("drawing the PNG")?;
         root.present()?;
     }
     let mut png = Vec::new();
@@ -181,14 +189,14 @@ where
     Ok(rest)
 }
 
-/// Clears `root`, writes the figure title and legend, and returns `panels` equal areas
-/// side by side between them (one if there are no panels, for an empty chart).
-fn layout<DB: DrawingBackend>(
+/// Clears `root`, writes the figure title and legend, and draws the picture's panels in
+/// equal areas side by side between them (one if there are no panels, for an empty chart).
+fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     legend: &Legend,
-    panels: usize,
-) -> Result<Vec<DrawingArea<DB, Shift>>>
+    picture: &impl Picture,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -197,5 +205,9 @@ where
     let height = body.dim_in_pixel().1;
     let (panels_area, legend_area) = body.split_vertically(height - legend.height());
     legend.draw(&legend_area)?;
-    Ok(panels_area.split_evenly((1, panels.max(1))))
+    let areas = panels_area.split_evenly((1, picture.panels().max(1)));
+    for (i, area) in areas.iter().enumerate() {
+        picture.draw_panel(area, i)?;
+    }
+    Ok(())
 }

@@ -3,8 +3,8 @@
 use super::axes::{axes, chart, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
-    figure_width, headed, layout, render, text, Figure, Picture, AXIS_DESC_SIZE, CAPTION_HEIGHT,
-    CAPTION_SIZE, PANEL_WIDTH, TITLE_HEIGHT,
+    figure_width, headed, render, text, Figure, Picture, AXIS_DESC_SIZE, CAPTION_HEIGHT,
+    CAPTION_SIZE, PANEL_WIDTH,
 };
 use crate::calibration::ReliabilityBin;
 use anyhow::Result;
@@ -41,11 +41,7 @@ pub fn reliability_diagrams(title: &str, panels: &[ReliabilityPanel]) -> Result<
         ],
         figure_width(PANEL_WIDTH, panels.len()),
     )?;
-    render(&Reliability {
-        title,
-        panels,
-        legend,
-    })
+    render(title, &legend, &Reliability { panels })
 }
 
 /// A reliability panel: caption, diagram, and the histogram below it.
@@ -60,31 +56,26 @@ const SHARE: RGBColor = RGBColor(0xA0, 0xA0, 0xA0);
 const SHARE_EDGE: RGBColor = RGBColor(0x60, 0x60, 0x60);
 
 struct Reliability<'a> {
-    title: &'a str,
     panels: &'a [ReliabilityPanel<'a>],
-    legend: Legend,
 }
 
 impl Picture for Reliability<'_> {
-    fn size(&self) -> (u32, u32) {
-        (
-            figure_width(PANEL_WIDTH, self.panels.len()),
-            TITLE_HEIGHT + RELIABILITY_HEIGHT + self.legend.height(),
-        )
+    fn panels(&self) -> usize {
+        self.panels.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel_size(&self) -> (u32, u32) {
+        (PANEL_WIDTH, RELIABILITY_HEIGHT)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let areas = layout(root, self.title, &self.legend, self.panels.len())?;
-        for (i, area) in areas.iter().enumerate() {
-            match self.panels.get(i) {
-                Some(panel) => reliability_panel(area, &panel.title, panel.bins, panel.ece)?,
-                None => reliability_panel(area, "", &[], None)?,
-            }
+        match self.panels.get(i) {
+            Some(panel) => reliability_panel(area, &panel.title, panel.bins, panel.ece),
+            None => reliability_panel(area, "", &[], None),
         }
-        Ok(())
     }
 }
 

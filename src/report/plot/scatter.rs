@@ -4,8 +4,8 @@
 use super::axes::{axes, chart, padded_range, plot_size, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
-    class_colour, figure_width, headed, layout, render, Figure, Picture, CAPTION_HEIGHT,
-    CAPTION_SIZE, PANEL_HEIGHT, PANEL_WIDTH, TITLE_HEIGHT,
+    class_colour, figure_width, headed, render, Figure, Picture, CAPTION_HEIGHT, CAPTION_SIZE,
+    PANEL_HEIGHT, PANEL_WIDTH,
 };
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -44,56 +44,50 @@ pub fn scatter_panels(title: &str, panels: &[ScatterPanel]) -> Result<Figure> {
             .collect(),
         figure_width(PANEL_WIDTH, panels.len()),
     )?;
-    render(&Scatter {
-        title,
-        panels,
-        legend,
-    })
+    render(title, &legend, &Scatter { panels })
 }
 
 struct Scatter<'a> {
-    title: &'a str,
     panels: &'a [ScatterPanel],
-    legend: Legend,
 }
 
 impl Picture for Scatter<'_> {
-    fn size(&self) -> (u32, u32) {
-        (
-            figure_width(PANEL_WIDTH, self.panels.len()),
-            TITLE_HEIGHT + PANEL_HEIGHT + self.legend.height(),
-        )
+    fn panels(&self) -> usize {
+        self.panels.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel_size(&self) -> (u32, u32) {
+        (PANEL_WIDTH, PANEL_HEIGHT)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let areas = layout(root, self.title, &self.legend, self.panels.len())?;
-        for (i, area) in areas.iter().enumerate() {
-            let panel = self.panels.get(i);
-            let body = headed(
-                area,
-                panel.map_or("", |p| &p.title),
-                CAPTION_HEIGHT,
-                CAPTION_SIZE,
-            )?;
-            let points: Vec<((f64, f64), usize)> = panel
-                .into_iter()
-                .flat_map(|p| p.points.iter().copied().zip(p.classes.iter().copied()))
-                .filter(|((x, y), _)| x.is_finite() && y.is_finite())
-                .collect();
-            let (x, y) = equal_aspect(
-                padded_range(points.iter().map(|p| p.0 .0)),
-                padded_range(points.iter().map(|p| p.0 .1)),
-                plot_size(body.dim_in_pixel(), X_LABEL_AREA),
-            );
-            let mut chart = chart(&body, x, y, X_LABEL_AREA)?;
-            axes(&mut chart, "", "")?;
-            chart.draw_series(points.iter().map(|&(point, class)| {
+        let panel = self.panels.get(i);
+        let body = headed(
+            area,
+            panel.map_or("", |p| &p.title),
+            CAPTION_HEIGHT,
+            CAPTION_SIZE,
+        )?;
+        let points: Vec<((f64, f64), usize)> = panel
+            .into_iter()
+            .flat_map(|p| p.points.iter().copied().zip(p.classes.iter().copied()))
+            .filter(|((x, y), _)| x.is_finite() && y.is_finite())
+            .collect();
+        let (x, y) = equal_aspect(
+            padded_range(points.iter().map(|p| p.0 .0)),
+            padded_range(points.iter().map(|p| p.0 .1)),
+            plot_size(body.dim_in_pixel(), X_LABEL_AREA),
+        );
+        let mut chart = chart(&body, x, y, X_LABEL_AREA)?;
+        axes(&mut chart, "", "")?;
+        chart.draw_series(
+            points.iter().map(|&(point, class)| {
                 Circle::new(point, 2, class_colour(class).mix(0.8).filled())
-            }))?;
-        }
+            }),
+        )?;
         Ok(())
     }
 }

@@ -47,8 +47,11 @@
 //! Temperature scaling ([`fit_temperature`]) picks the `T` that minimises the
 //! mean NLL of `softmax(z / T)`, searching `T` in
 //! [[`MIN_TEMPERATURE`], [`MAX_TEMPERATURE`]].
+//!
+//! [`catalog`] names every metric: its JSON key, labels and the decimals it is shown with.
 
 mod binning;
+pub mod catalog;
 pub mod io;
 mod metrics;
 mod predictions;

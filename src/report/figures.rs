@@ -218,10 +218,10 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
                         .map(|(_, (k, v))| super::summary::key_label(k, v))
                         .collect();
                     if metric_names.len() > 1 {
-                        label.push(METRICS[m].label.to_string());
+                        label.push(METRICS[m].label.clone());
                     }
                     let label = if label.is_empty() {
-                        METRICS[m].label.to_string()
+                        METRICS[m].label.clone()
                     } else {
                         label.join(", ")
                     };

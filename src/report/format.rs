@@ -2,8 +2,8 @@
 //! number at full precision, one flat record per group, so that `pandas.read_csv` and
 //! `pandas.read_json` load them as they are.
 
-use super::summary::{Report, Stat, METRICS};
-use serde_json::Value;
+use super::summary::{value_text, Report, Stat, METRICS};
+use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
 /// A CSV/JSON cell.
@@ -35,15 +35,6 @@ impl Cell {
     }
 }
 
-/// A config value as text: strings without quotes, `-` for a missing key.
-pub fn value_text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -52,9 +43,50 @@ fn csv_field(text: &str) -> String {
     }
 }
 
+/// The header and one row of cells per group: the keys, the run counts, each
+/// metric's mean and standard deviation.
+pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let mut header: Vec<String> = report.keys.clone();
+    header.extend(["runs", "completed", "failed", "missing"].map(String::from));
+    for m in METRICS.iter() {
+        header.push(format!("{}_mean", m.name));
+        header.push(format!("{}_std", m.name));
+    }
+    let rows = report
+        .groups
+        .iter()
+        .map(|g| {
+            let mut row: Vec<Cell> = g.key.iter().cloned().map(Cell::Value).collect();
+            for count in [g.runs.len(), g.completed, g.failed, g.missing] {
+                row.push(Cell::Value(Value::from(count)));
+            }
+            for stat in &g.stats {
+                row.push(Cell::Number(stat.mean));
+                row.push(Cell::Number(stat.std));
+            }
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Flat JSON records, one per group: key columns, counts, `<metric>_mean/_std`.
+pub fn records(report: &Report) -> Vec<Map<String, Value>> {
+    let (header, rows) = cells(report);
+    rows.into_iter()
+        .map(|row| {
+            header
+                .iter()
+                .cloned()
+                .zip(row.into_iter().map(Cell::into_json))
+                .collect()
+        })
+        .collect()
+}
+
 /// RFC 4180 CSV with a header line.
 pub fn csv(report: &Report) -> String {
-    let (header, rows) = report.cells();
+    let (header, rows) = cells(report);
     let mut out = header
         .iter()
         .map(|h| csv_field(h))
@@ -70,7 +102,7 @@ pub fn csv(report: &Report) -> String {
 
 /// A JSON array of flat records.
 pub fn json(report: &Report) -> String {
-    let records: Vec<Value> = report.records().into_iter().map(Value::Object).collect();
+    let records: Vec<Value> = records(report).into_iter().map(Value::Object).collect();
     serde_json::to_string_pretty(&records).expect("JSON values serialise") + "\n"
 }
 
@@ -87,7 +119,7 @@ fn mean_std(stat: &Stat, decimals: usize) -> String {
 fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["done", "failed", "missing"].map(String::from));
-    header.extend(METRICS.iter().map(|m| m.label.to_string()));
+    header.extend(METRICS.iter().map(|m| m.label.clone()));
     let rows = report
         .groups
         .iter()
@@ -99,7 +131,7 @@ fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
             row.extend(
                 g.stats
                     .iter()
-                    .zip(METRICS)
+                    .zip(METRICS.iter())
                     .map(|(s, m)| mean_std(s, m.decimals)),
             );
             row

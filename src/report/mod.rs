@@ -8,7 +8,7 @@ pub mod penultimate;
 pub mod plot;
 pub mod summary;
 
-use crate::calibration::{Metrics, TemperatureFit};
+use crate::calibration::{catalog, Metrics, TemperatureFit};
 use crate::store::RunResult;
 use std::fmt::Write as _;
 
@@ -107,25 +107,16 @@ pub fn show(r: &RunResult) -> String {
 /// Reads one row of [`metrics_table`] from a set's metrics.
 type MetricGetter = fn(&Metrics) -> Option<f64>;
 
-/// Metrics side by side, one column per set.
+/// Decimals of every metric in [`metrics_table`].
+const TABLE_DECIMALS: usize = 4;
+
+/// Metrics side by side, one column per set: the number of samples, then every metric
+/// of the [`catalog`].
 pub fn metrics_table(columns: &[(&str, &Metrics)]) -> String {
-    let rows: [(&str, MetricGetter); 15] = [
-        ("samples", |m| Some(m.n as f64)),
-        ("accuracy", |m| Some(m.accuracy)),
-        ("top-5 accuracy", |m| m.top5_accuracy),
-        ("NLL", |m| Some(m.nll)),
-        ("Brier", |m| Some(m.brier)),
-        ("ECE", |m| Some(m.ece)),
-        ("MCE", |m| Some(m.mce)),
-        ("RMSCE", |m| Some(m.rmsce)),
-        ("adaptive ECE", |m| Some(m.adaptive_ece)),
-        ("classwise ECE", |m| Some(m.classwise_ece)),
-        ("mean confidence", |m| Some(m.mean_confidence)),
-        ("mean entropy", |m| Some(m.mean_entropy)),
-        ("true-logit gap", |m| Some(m.mean_true_logit_gap)),
-        ("max-logit gap", |m| Some(m.mean_max_logit_gap)),
-        ("logit norm", |m| Some(m.mean_logit_norm)),
-    ];
+    let samples: (&str, MetricGetter, usize) = ("samples", |m| Some(m.n as f64), 0);
+    let metrics = catalog::ALL
+        .iter()
+        .map(|metric| (metric.label, metric.get, TABLE_DECIMALS));
     let width = columns
         .iter()
         .map(|(name, _)| name.len())
@@ -137,12 +128,11 @@ pub fn metrics_table(columns: &[(&str, &Metrics)]) -> String {
         let _ = write!(out, " {name:>width$}");
     }
     out.push('\n');
-    for (label, get) in rows {
+    for (label, get, decimals) in std::iter::once(samples).chain(metrics) {
         let _ = write!(out, "{label:16}");
         for (_, m) in columns {
             let cell = match get(m) {
-                Some(v) if label == "samples" => format!("{v:.0}"),
-                Some(v) => format!("{v:.4}"),
+                Some(v) => format!("{v:.decimals$}"),
                 None => "-".to_string(),
             };
             let _ = write!(out, " {cell:>width$}");

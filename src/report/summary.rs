@@ -4,14 +4,16 @@
 //! Every planned run is accounted for: a group counts its completed, failed and missing
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
-use super::format::{self, Cell};
+use crate::calibration::catalog::{self, Measure};
+use crate::calibration::TemperatureFit;
 use crate::store::{ExperimentDir, FinalMetrics, RunResult, RunState};
 use crate::sweep::status;
 use crate::BadInput;
 use anyhow::Result;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 /// The pseudo-key that groups by experiment (the name in its experiment file).
 pub const EXPERIMENT_KEY: &str = "experiment";
@@ -123,86 +125,93 @@ fn collect_experiment(dir: &ExperimentDir, collected: &mut Collected) -> Result<
 /// A metric of a completed run, as a report column.
 pub struct Metric {
     /// Column name in CSV and JSON (`<name>_mean`, `<name>_std`).
-    pub name: &'static str,
+    pub name: String,
     /// Column heading in tables.
-    pub label: &'static str,
+    pub label: String,
     pub decimals: usize,
-    pub get: fn(&RunResult) -> Option<f64>,
+    source: Source,
+}
+
+/// Where a [`Metric`] reads a run's value.
+enum Source {
+    /// A metric of the test set.
+    Test(&'static Measure),
+    /// A metric of the test set after temperature scaling.
+    Scaled(&'static Measure),
+    /// A number of the temperature fit.
+    Fit(&'static Measure<TemperatureFit>),
+    TrainSeconds,
+}
+
+impl Metric {
+    /// A column as the catalogue names and rounds `measure`.
+    fn catalogued<Of>(measure: &Measure<Of>, source: Source) -> Self {
+        Self {
+            name: measure.key.to_string(),
+            label: measure.label.to_string(),
+            decimals: measure.decimals,
+            source,
+        }
+    }
+
+    fn test(measure: &'static Measure) -> Self {
+        Self::catalogued(measure, Source::Test(measure))
+    }
+
+    fn scaled(measure: &'static Measure) -> Self {
+        Self::catalogued(measure, Source::Scaled(measure)).named(
+            format!("{}_scaled", measure.key),
+            format!("{} after T", measure.label),
+        )
+    }
+
+    fn fit(measure: &'static Measure<TemperatureFit>) -> Self {
+        Self::catalogued(measure, Source::Fit(measure))
+    }
+
+    /// The same column under another name and heading.
+    fn named(self, name: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            label: label.into(),
+            ..self
+        }
+    }
+
+    /// The run's value, if it has one.
+    pub fn get(&self, r: &RunResult) -> Option<f64> {
+        match self.source {
+            Source::Test(measure) => measure.of(&test(r)?.test),
+            Source::Scaled(measure) => measure.of(test(r)?.test_scaled.as_ref()?),
+            Source::Fit(measure) => measure.of(test(r)?.temperature.as_ref()?),
+            Source::TrainSeconds => Some(r.timings.train_seconds),
+        }
+    }
 }
 
 fn test(r: &RunResult) -> Option<&FinalMetrics> {
     r.metrics.as_ref()
 }
 
-/// The report's metrics: test-set figures, before and after temperature scaling.
-pub const METRICS: &[Metric] = &[
-    Metric {
-        name: "accuracy",
-        label: "accuracy",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.accuracy),
-    },
-    Metric {
-        name: "nll",
-        label: "NLL",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.nll),
-    },
-    Metric {
-        name: "brier",
-        label: "Brier",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.brier),
-    },
-    Metric {
-        name: "ece",
-        label: "ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.ece),
-    },
-    Metric {
-        name: "adaptive_ece",
-        label: "adaptive ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.adaptive_ece),
-    },
-    Metric {
-        name: "classwise_ece",
-        label: "classwise ECE",
-        decimals: 4,
-        get: |r| Some(test(r)?.test.classwise_ece),
-    },
-    Metric {
-        name: "ece_scaled",
-        label: "ECE after T",
-        decimals: 4,
-        get: |r| Some(test(r)?.test_scaled.as_ref()?.ece),
-    },
-    Metric {
-        name: "nll_scaled",
-        label: "NLL after T",
-        decimals: 4,
-        get: |r| Some(test(r)?.test_scaled.as_ref()?.nll),
-    },
-    Metric {
-        name: "temperature",
-        label: "T",
-        decimals: 3,
-        get: |r| Some(test(r)?.temperature.as_ref()?.temperature),
-    },
-    Metric {
-        name: "logit_gap",
-        label: "logit gap",
-        decimals: 2,
-        get: |r| Some(test(r)?.test.mean_true_logit_gap),
-    },
-    Metric {
-        name: "train_seconds",
-        label: "train s",
+/// The report's metrics: test-set figures of the [`catalog`], before and after
+/// temperature scaling, and the training time.
+pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
+    use catalog::{ACCURACY, ADAPTIVE_ECE, BRIER, CLASSWISE_ECE, ECE, NLL, TRUE_LOGIT_GAP};
+    let mut metrics: Vec<Metric> = [&ACCURACY, &NLL, &BRIER, &ECE, &ADAPTIVE_ECE, &CLASSWISE_ECE]
+        .map(Metric::test)
+        .into();
+    metrics.extend([&ECE, &NLL].map(Metric::scaled));
+    metrics.push(Metric::fit(&catalog::TEMPERATURE));
+    // Shorter than in the catalogue: `logit_gap` is the column CSV and JSON readers know.
+    metrics.push(Metric::test(&TRUE_LOGIT_GAP).named("logit_gap", "logit gap"));
+    metrics.push(Metric {
+        name: "train_seconds".to_string(),
+        label: "train s".to_string(),
         decimals: 1,
-        get: |r| Some(r.timings.train_seconds),
-    },
-];
+        source: Source::TrainSeconds,
+    });
+    metrics
+});
 
 /// Mean and sample standard deviation (divisor n − 1, as pandas' and R's `sd`) of the
 /// values a metric has in a group's completed runs.
@@ -304,7 +313,7 @@ impl Report {
                         .runs
                         .iter()
                         .filter_map(|&i| collected.runs[i].result())
-                        .filter_map(metric.get)
+                        .filter_map(|r| metric.get(r))
                         .collect();
                     Stat::of(&values)
                 })
@@ -335,33 +344,6 @@ impl Report {
             .join(", ")
     }
 
-    /// The header and one row of cells per group: the keys, the run counts, each
-    /// metric's mean and standard deviation.
-    pub fn cells(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
-        let mut header: Vec<String> = self.keys.clone();
-        header.extend(["runs", "completed", "failed", "missing"].map(String::from));
-        for m in METRICS {
-            header.push(format!("{}_mean", m.name));
-            header.push(format!("{}_std", m.name));
-        }
-        let rows = self
-            .groups
-            .iter()
-            .map(|g| {
-                let mut row: Vec<Cell> = g.key.iter().cloned().map(Cell::Value).collect();
-                for count in [g.runs.len(), g.completed, g.failed, g.missing] {
-                    row.push(Cell::Value(Value::from(count)));
-                }
-                for stat in &g.stats {
-                    row.push(Cell::Number(stat.mean));
-                    row.push(Cell::Number(stat.std));
-                }
-                row
-            })
-            .collect();
-        (header, rows)
-    }
-
     /// Failed and missing runs, one line each, and the run directories left out.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = vec![];
@@ -384,25 +366,20 @@ impl Report {
         }
         notes
     }
-
-    /// Flat JSON records, one per group: key columns, counts, `<metric>_mean/_std`.
-    pub fn records(&self) -> Vec<Map<String, Value>> {
-        let (header, rows) = self.cells();
-        rows.into_iter()
-            .map(|row| {
-                header
-                    .iter()
-                    .cloned()
-                    .zip(row.into_iter().map(Cell::into_json))
-                    .collect()
-            })
-            .collect()
-    }
 }
 
 /// `key=value` for labels, with the key shortened by [`short_key`].
 pub fn key_label(key: &str, value: &Value) -> String {
-    format!("{}={}", short_key(key), format::value_text(value))
+    format!("{}={}", short_key(key), value_text(value))
+}
+
+/// A config value as text: strings without quotes, `-` for a missing key.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The last part of a dotted key (`loss.smoothing` → `smoothing`) unless that is

@@ -1,0 +1,213 @@
+//! Figures for `smoothlab report`: reliability diagrams, lines with error bars, training
+//! curves and penultimate-layer projections. Each figure is drawn twice, once as SVG and
+//! once as PNG, by the same code.
+//!
+//! Text is set in DejaVu Sans embedded in the binary (through plotters' `ab_glyph`
+//! feature), so figures render the same on machines without any system font.
+//!
+//! This module holds what every figure shares: [`Figure`], rendering to both formats,
+//! fonts, sizes, palettes and the page layout (title, panels, legend strip); `legend`
+//! draws that strip and `axes` a panel's chart. Each figure kind has its own module.
+
+mod axes;
+mod error_bars;
+mod legend;
+mod lines;
+mod reliability;
+mod scatter;
+
+pub use error_bars::{error_bar_lines, MeanPoint, Series};
+pub use lines::{line_panels, Line, LinePanel};
+pub use reliability::{reliability_diagrams, ReliabilityPanel};
+pub use scatter::{scatter_panels, ScatterPanel};
+
+use anyhow::{ensure, Context, Result};
+use legend::Legend;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::register_font;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A rendered figure: SVG text and PNG bytes of the same picture.
+pub struct Figure {
+    pub svg: String,
+    pub png: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Figure {
+    /// Writes `<dir>/<stem>.svg` and `<dir>/<stem>.png` atomically (creating `dir`) and
+    /// returns both paths.
+    pub fn write(&self, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let svg = dir.join(format!("{stem}.svg"));
+        let png = dir.join(format!("{stem}.png"));
+        crate::atomic::write_bytes(&svg, self.svg.as_bytes())?;
+        crate::atomic::write_bytes(&png, &self.png)?;
+        Ok([svg, png])
+    }
+}
+
+/// The family that plotters' defaults and `font` ask for: the embedded font is
+/// registered under it.
+const FONT: &str = "sans-serif";
+const TITLE_SIZE: f64 = 20.0;
+const CAPTION_SIZE: f64 = 16.0;
+const AXIS_DESC_SIZE: f64 = 14.0;
+const TICK_SIZE: f64 = 12.0;
+const LEGEND_SIZE: f64 = 13.0;
+
+const PANEL_WIDTH: u32 = 480;
+const PANEL_HEIGHT: u32 = 420;
+const TITLE_HEIGHT: u32 = 40;
+const CAPTION_HEIGHT: u32 = 28;
+
+/// Okabe & Ito's colour-blind-safe palette, without its yellow (too faint on white).
+const LINE_COLOURS: [RGBColor; 7] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x00, 0x00),
+];
+/// Paul Tol's colour-blind-safe "muted" scheme and a grey: ten distinct classes.
+const CLASS_COLOURS: [RGBColor; 10] = [
+    RGBColor(0x33, 0x22, 0x88),
+    RGBColor(0x88, 0xCC, 0xEE),
+    RGBColor(0x44, 0xAA, 0x99),
+    RGBColor(0x11, 0x77, 0x33),
+    RGBColor(0x99, 0x99, 0x33),
+    RGBColor(0xDD, 0xCC, 0x77),
+    RGBColor(0xCC, 0x66, 0x77),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0xAA, 0x44, 0x99),
+    RGBColor(0x99, 0x99, 0x99),
+];
+
+fn line_colour(i: usize) -> RGBColor {
+    LINE_COLOURS[i % LINE_COLOURS.len()]
+}
+
+fn class_colour(class: usize) -> RGBColor {
+    CLASS_COLOURS[class % CLASS_COLOURS.len()]
+}
+
+fn figure_width(panel_width: u32, panels: usize) -> u32 {
+    panel_width * panels.max(1) as u32
+}
+
+/// Registers the embedded font with plotters, once per process.
+fn register_fonts() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED
+        .get_or_init(|| register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok());
+    ensure!(
+        registered,
+        "the embedded DejaVu Sans font could not be loaded"
+    );
+    Ok(())
+}
+
+fn font(size: f64) -> FontDesc<'static> {
+    FontDesc::new(FontFamily::Name(FONT), size, FontStyle::Normal)
+}
+
+fn text(size: f64, h: HPos, v: VPos) -> TextStyle<'static> {
+    font(size).color(&BLACK).pos(Pos::new(h, v))
+}
+
+/// A figure kind, as it draws its panels on any plotters backend. Every figure is a row
+/// of equal panels under its title with its legend below them; [`render`] lays that out.
+trait Picture {
+    /// How many panels side by side; without any, one empty panel is drawn.
+    fn panels(&self) -> usize;
+    /// The width and height of a panel in pixels.
+    fn panel_size(&self) -> (u32, u32);
+    /// Draws panel `i` (or, at `i` = 0 of a picture without panels, an empty one).
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Draws `picture` with `title` above and `legend` below, as SVG and as PNG.
+fn render(title: &str, legend: &Legend, picture: &impl Picture) -> Result<Figure> {
+    let (panel_width, panel_height) = picture.panel_size();
+    let width = figure_width(panel_width, picture.panels());
+    let height = TITLE_HEIGHT + panel_height + legend.height();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        draw(&root, title, legend, picture).context("drawing the SVG")?;
+        root.present()?;
+    }
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        draw(&root, title, legend, picture).context("drawing the PNG")?;
+        root.present()?;
+    }
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("encoding the PNG")?;
+    writer.write_image_data(&rgb).context("encoding the PNG")?;
+    writer.finish().context("encoding the PNG")?;
+    Ok(Figure {
+        svg,
+        png,
+        width,
+        height,
+    })
+}
+
+/// Writes `heading` centred in a strip of `height` pixels at the top of `area` and
+/// returns the rest.
+fn headed<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    heading: &str,
+    height: u32,
+    size: f64,
+) -> Result<DrawingArea<DB, Shift>>
+where
+    DB::ErrorType: 'static,
+{
+    let (strip, rest) = area.split_vertically(height);
+    let (w, h) = strip.dim_in_pixel();
+    if !heading.is_empty() {
+        strip.draw_text(
+            heading,
+            &text(size, HPos::Center, VPos::Center),
+            (w as i32 / 2, h as i32 / 2),
+        )?;
+    }
+    Ok(rest)
+}
+
+/// Clears `root`, writes the figure title and legend, and draws the picture's panels in
+/// equal areas side by side between them (one if there are no panels, for an empty chart).
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    legend: &Legend,
+    picture: &impl Picture,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let body = headed(root, title, TITLE_HEIGHT, TITLE_SIZE)?;
+    let height = body.dim_in_pixel().1;
+    let (panels_area, legend_area) = body.split_vertically(height - legend.height());
+    legend.draw(&legend_area)?;
+    let areas = panels_area.split_evenly((1, picture.panels().max(1)));
+    for (i, area) in areas.iter().enumerate() {
+        picture.draw_panel(area, i)?;
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! With a run directory the run saves its whole state there after every epoch and, when
 //! a checkpoint is there at the start, continues from it ([`crate::store::Checkpoint`]).
 
+use crate::calibration::catalog::{self, ACCURACY, ECE, NLL};
 use crate::calibration::{self, Metrics, Predictions};
 use crate::data::{self, Dataset, Split};
 use crate::loss;
@@ -505,11 +506,14 @@ pub fn predict(
 
 fn describe_epoch(r: &EpochRecord, epochs: usize) -> String {
     let mut line = format!(
-        "epoch {}/{epochs}: loss {:.4} acc {:.4}",
-        r.epoch, r.train_loss, r.train_accuracy
+        "epoch {}/{epochs}: loss {:.4} {}",
+        r.epoch,
+        r.train_loss,
+        ACCURACY.describe(r.train_accuracy)
     );
     if let (Some(acc), Some(nll), Some(ece)) = (r.val_accuracy, r.val_nll, r.val_ece) {
-        line += &format!(" | val acc {acc:.4} nll {nll:.4} ece {ece:.4}");
+        let values = [(&ACCURACY, acc), (&NLL, nll), (&ECE, ece)];
+        line += &format!(" | val {}", catalog::describe_values(&values));
     }
     line + &format!(" | lr {:.4} | {:.1}s", r.lr, r.seconds)
 }

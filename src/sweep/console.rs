@@ -1,6 +1,7 @@
 //! What a sweep prints about its runs.
 
 use super::Summary;
+use crate::calibration::catalog::{self, ACCURACY, ECE, NLL, TEMPERATURE, TRUE_LOGIT_GAP};
 use crate::store::RunResult;
 use std::fmt::Write as _;
 
@@ -37,16 +38,16 @@ pub(super) fn describe_outcome(result: &RunResult) -> String {
     let Some(m) = &result.metrics else {
         return "completed".to_string();
     };
-    let t = &m.test;
     let mut line = format!(
-        "test acc {:.4} nll {:.4} ece {:.4} logit gap {:.2}",
-        t.accuracy, t.nll, t.ece, t.mean_true_logit_gap
+        "test {}",
+        catalog::describe(&m.test, &[&ACCURACY, &NLL, &ECE, &TRUE_LOGIT_GAP])
     );
     if let (Some(fit), Some(scaled)) = (&m.temperature, &m.test_scaled) {
         let _ = write!(
             line,
-            " | T {:.3}: nll {:.4} ece {:.4}",
-            fit.temperature, scaled.nll, scaled.ece
+            " | {}: {}",
+            catalog::describe(fit, &[&TEMPERATURE]),
+            catalog::describe(scaled, &[&NLL, &ECE])
         );
     }
     let _ = write!(

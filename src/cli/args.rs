@@ -2,6 +2,7 @@
 //! arguments per subcommand.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use smoothlab::report;
 use smoothlab::spec::DeviceSpec;
 use smoothlab::sweep::Shard;
 use std::num::NonZeroUsize;
@@ -92,13 +93,6 @@ pub enum Format {
     Json,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Md,
-    Csv,
-    Json,
-}
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -193,8 +187,8 @@ pub struct ReportArgs {
     /// the swept keys but the seed. `--by ''` puts every run in one group.
     #[arg(long, value_delimiter = ',', value_name = "KEY,...")]
     pub by: Option<Vec<String>>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
-    pub format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = report::ReportFormat::Table)]
+    pub format: report::ReportFormat,
     /// Write the figures (reliability diagrams, metrics against ε, training curves)
     /// here as SVG and PNG.
     #[arg(long, value_name = "DIR")]

@@ -129,12 +129,7 @@ fn report(args: ReportArgs) -> Outcome {
         by: args
             .by
             .map(|keys| keys.into_iter().filter(|k| !k.is_empty()).collect()),
-        format: match args.format {
-            ReportFormat::Table => report::ReportFormat::Table,
-            ReportFormat::Md => report::ReportFormat::Markdown,
-            ReportFormat::Csv => report::ReportFormat::Csv,
-            ReportFormat::Json => report::ReportFormat::Json,
-        },
+        format: args.format,
         plots: args.plots,
         html: args.html,
     };

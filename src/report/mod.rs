@@ -233,10 +233,11 @@ impl CalibrationReport {
     }
 }
 
-/// How `smoothlab report` prints its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `smoothlab report` prints its table (also its `--format` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Table,
+    #[value(name = "md")]
     Markdown,
     Csv,
     Json,

@@ -93,7 +93,6 @@ pub enum Format {
     Json,
 }
 
-
 #[derive(Args)]
 pub struct RunArgs {
     pub experiment: PathBuf,

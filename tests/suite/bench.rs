@@ -1,9 +1,7 @@
 //! `smoothlab bench models` and `bench epoch` end to end at the smallest sizes: they run
 //! and write JSON of the documented shape. No timing is asserted (see src/bench).
 
-mod common;
-
-use common::{json, stderr, stdout, Workspace};
+use crate::common::{assert_exit, json, stderr, stdout, Workspace};
 
 fn positive(value: &serde_json::Value) -> bool {
     value.as_f64().is_some_and(|v| v.is_finite() && v > 0.0)
@@ -91,7 +89,7 @@ fn bench_models_writes_its_figures() {
 fn bench_models_rejects_an_unknown_model() {
     let ws = Workspace::new();
     let out = ws.smoothlab(&["bench", "models", "--models", "mlp-sgd,vgg"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("mlp-sgd, mlp-adamw, lenet5, resnet20"),
         "{}",

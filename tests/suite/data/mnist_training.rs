@@ -2,14 +2,14 @@
 //! 8,000 training and 2,000 held-out images, read through the experiment format exactly
 //! as a user's MNIST directory would be.
 
+use crate::common::MNIST_DIR;
+
 use candle_core::Device;
 use smoothlab::data::idx::{read_mnist, write_mnist};
 use smoothlab::data::images::{Part, RawImages};
 use smoothlab::spec;
 use smoothlab::train;
 use std::path::Path;
-
-const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
 
 fn take(raw: &RawImages, range: std::ops::Range<usize>) -> RawImages {
     let d: usize = raw.shape.iter().product();
@@ -24,10 +24,11 @@ fn take(raw: &RawImages, range: std::ops::Range<usize>) -> RawImages {
 /// last 2,000 as the test part.
 fn split_mnist() -> tempfile::TempDir {
     assert!(
-        Path::new(MNIST).is_dir(),
-        "the real MNIST test set is missing: expected t10k-*-ubyte.gz in {MNIST}"
+        Path::new(MNIST_DIR).is_dir(),
+        "the real MNIST test set is missing: expected t10k-*-ubyte.gz in {MNIST_DIR}"
     );
-    let all = read_mnist(Path::new(MNIST), Part::Test).expect("reading the real MNIST test set");
+    let all =
+        read_mnist(Path::new(MNIST_DIR), Part::Test).expect("reading the real MNIST test set");
     assert_eq!(all.len(), 10_000);
     let dir = tempfile::tempdir().unwrap();
     write_mnist(dir.path(), Part::Train, &take(&all, 0..8_000)).unwrap();

@@ -3,9 +3,7 @@
 //! every output format, figures and the HTML page, and the penultimate projection of a
 //! model whose templates are known.
 
-mod common;
-
-use common::{dirs_in, json, stderr, stdout, Workspace};
+use crate::common::{assert_exit, dirs_in, json, stderr, stdout, Workspace};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -205,7 +203,7 @@ fn by_chooses_the_groups_and_an_unknown_key_is_refused() {
     assert_eq!(all[0]["runs"], json!(6));
 
     let out = ws.smoothlab(&["report", dir, "--by", "loss.smothing"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     let message = stderr(&out);
     assert!(
         message.contains("--by loss.smothing: no run has this key")
@@ -237,7 +235,7 @@ fn a_directory_of_experiments_is_grouped_by_experiment_too() {
     );
 
     let out = ws.smoothlab(&["report", ws.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("holds no experiment.json"),
         "{}",
@@ -422,7 +420,7 @@ fn penultimate_without_saved_weights_or_with_bad_classes_says_why() {
         "--classes",
         "0,1,2",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("\"save_model\": true"),
         "{}",
@@ -443,7 +441,7 @@ fn penultimate_without_saved_weights_or_with_bad_classes_says_why() {
             "--classes",
             classes,
         ]);
-        assert_eq!(out.status.code(), Some(2), "{classes}");
+        assert_exit!(out, 2, "{classes}");
         assert!(
             stderr(&out).contains(expected),
             "{classes}: {}",

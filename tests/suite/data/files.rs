@@ -1,6 +1,8 @@
 //! The image-file readers: the real MNIST test set, and small files written here, then
 //! corrupted, to check that every kind of bad input gets its specific error.
 
+use crate::common::MNIST_DIR;
+
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
@@ -9,8 +11,6 @@ use smoothlab::data::idx::{read_idx, read_mnist};
 use smoothlab::data::images::{MissingFiles, Part, RawImages};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
 
 // ---------------------------------------------------------------- helpers
 

@@ -6,9 +6,7 @@
 //! installs Debian's Slurm packages when missing and needs root, and stop it at the end.
 //! Without either they fail, saying so.
 
-mod common;
-
-use common::{json, stderr, stdout, Workspace, SWEEP};
+use crate::common::{json, stderr, stdout, Workspace, SWEEP};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -197,7 +195,7 @@ fn local_outcomes(
 ) -> std::collections::BTreeMap<String, serde_json::Value> {
     let out = ws.run(file, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    common::outcomes(&ws.results().join("sweep"))
+    crate::common::outcomes(&ws.results().join("sweep"))
 }
 
 /// Both scenarios in one test, so that one cluster serves them and is stopped after both.
@@ -249,7 +247,7 @@ fn a_job_array_runs_every_run_once_with_the_results_of_a_local_run() {
             "{log}"
         );
     }
-    let on_slurm = common::outcomes(&results.join("sweep"));
+    let on_slurm = crate::common::outcomes(&results.join("sweep"));
     assert_eq!(on_slurm, local_outcomes(&ws, &file));
 }
 
@@ -306,7 +304,7 @@ fn a_task_warned_of_its_time_limit_requeues_and_resumes_from_its_checkpoint() {
         text.contains(&format!("{first}: resuming after epoch")),
         "{text}"
     );
-    let on_slurm = common::outcomes(&results.join("sweep"));
+    let on_slurm = crate::common::outcomes(&results.join("sweep"));
     assert_eq!(on_slurm.len(), 2);
     assert_eq!(on_slurm, local_outcomes(&ws, &file));
 }

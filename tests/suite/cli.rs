@@ -1,9 +1,7 @@
 //! The `smoothlab` binary end to end: run, skip, force, dry-run, show, failures and
 //! exit codes, on a small synthetic sweep in a temporary results directory.
 
-mod common;
-
-use common::{json, stderr, stdout, Workspace};
+use crate::common::{assert_exit, json, stderr, stdout, Workspace};
 use std::path::{Path, PathBuf};
 
 const SMALL: &str = r#"{
@@ -153,7 +151,7 @@ fn a_bad_experiment_exits_2_and_touches_nothing() {
     let ws = Workspace::new();
     let file = ws.write("bad.json", &SMALL.replace("\"lr\": 0.1", "\"lr\": -0.1"));
     let out = ws.run(&file, &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("bad.json") && err.contains("`optimizer.lr`") && err.contains("> 0"),
@@ -165,7 +163,7 @@ fn a_bad_experiment_exits_2_and_touches_nothing() {
     );
 
     let missing = ws.run(Path::new("nope.json"), &[]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_exit!(missing, 2);
     assert!(stderr(&missing).contains("nope.json"));
 }
 
@@ -177,7 +175,7 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
     let ws = Workspace::new();
     let file = ws.write("small.json", SMALL);
     let out = ws.run(&file, &["--device", "cuda:0"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("built without CUDA"),
         "{}",
@@ -188,7 +186,7 @@ fn cuda_in_a_cpu_build_is_a_clear_error() {
         "a run that cannot start created its results directory"
     );
     let bad = ws.run(&file, &["--device", "tpu"]);
-    assert_eq!(bad.status.code(), Some(2));
+    assert_exit!(bad, 2);
 }
 
 #[test]
@@ -198,7 +196,7 @@ fn bench_on_cuda_in_a_cpu_build_is_a_clear_error() {
     }
     let ws = Workspace::new();
     let out = ws.smoothlab(&["bench", "train", "--device", "cuda", "--steps", "1"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("built without CUDA"),
         "{}",
@@ -220,7 +218,7 @@ fn bench_sizes_must_be_positive() {
         ["bench", "epoch", "--samples", "5"],
     ] {
         let out = ws.smoothlab(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_exit!(out, 2, "{args:?}");
         assert!(
             stderr(&out).contains("expected at least 1"),
             "{args:?}: {}",
@@ -240,13 +238,7 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
         ),
     );
     let out = ws.run(&file, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit!(out, 1);
     let text = stdout(&out);
     assert!(
         text.contains("1 completed now, 0 already done, 1 failed"),
@@ -268,14 +260,14 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
 
     // A plain rerun skips the failure and still exits 1; --retry-failed runs it again.
     let again = ws.run(&file, &[]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_exit!(again, 1);
     assert!(
         stdout(&again).contains("failed earlier, skipped"),
         "{}",
         stdout(&again)
     );
     let retry = ws.run(&file, &["--retry-failed"]);
-    assert_eq!(retry.status.code(), Some(1));
+    assert_exit!(retry, 1);
     assert!(stdout(&retry).contains("FAILED"), "{}", stdout(&retry));
 }
 
@@ -317,7 +309,7 @@ fn show_rejects_what_is_not_a_result() {
     let ws = Workspace::new();
     let file = ws.write("result.json", "{\"status\": 3}");
     let out = ws.smoothlab(&["show", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit!(out, 2);
     assert!(
         stderr(&out).contains("is not a smoothlab result file"),
         "{}",
@@ -381,7 +373,7 @@ fn calibrate_rejects_bad_files_with_exit_code_2() {
     for (name, text, expected) in cases {
         let path = ws.write(name, text);
         let out = ws.smoothlab(&["calibrate", path.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert_exit!(out, 2, "{name}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
             err.contains(name) && err.contains(expected),
@@ -403,13 +395,7 @@ fn a_result_from_another_schema_version_stops_the_run_and_is_left_alone() {
 
     for extra in [&[][..], &["--force"][..]] {
         let out = ws.run(&file, extra);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        assert_exit!(out, 2);
         assert!(
             stderr(&out).contains("schema_version 99"),
             "{}",
@@ -520,12 +506,7 @@ fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
         ("--tasks", "0"),
     ] {
         let out = ws.smoothlab(&["slurm", "small.json", "--tasks", "2", flag, value]);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{flag} {value}: {}",
-            stderr(&out)
-        );
+        assert_exit!(out, 2, "{flag} {value}");
         assert!(stderr(&out).contains(flag), "{}", stderr(&out));
     }
 }

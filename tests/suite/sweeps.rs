@@ -2,9 +2,7 @@
 //! workers on one results directory, shards, crashing and diverging runs, and `status`
 //! along the way. Every sweep here ends with exactly the results of an uninterrupted one.
 
-mod common;
-
-use common::{stderr, stdout, Workspace, SWEEP};
+use crate::common::{assert_exit, stderr, stdout, Workspace, SWEEP};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use rand::{Rng, SeedableRng};
@@ -49,7 +47,7 @@ fn status_of(ws: &Workspace, file: &Path) -> String {
 }
 
 fn run_dirs(results: &Path) -> Vec<PathBuf> {
-    common::dirs_in(&results.join("sweep"))
+    crate::common::dirs_in(&results.join("sweep"))
 }
 
 /// The results of the sweep run once, start to end.
@@ -58,7 +56,7 @@ fn uninterrupted(sweep: &str) -> BTreeMap<String, serde_json::Value> {
     let file = ws.write("sweep.json", sweep);
     let out = ws.run(&file, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    common::outcomes(&ws.results().join("sweep"))
+    crate::common::outcomes(&ws.results().join("sweep"))
 }
 
 /// Files in the run directories other than a finished run's own.
@@ -94,7 +92,10 @@ fn assert_finished_like(
 ) {
     let out = ws.run(file, &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(&common::outcomes(&ws.results().join("sweep")), reference);
+    assert_eq!(
+        &crate::common::outcomes(&ws.results().join("sweep")),
+        reference
+    );
     assert_eq!(leftovers(&ws.results()), Vec::<PathBuf>::new());
     let status = ws.smoothlab(&["status", ws.results().join("sweep").to_str().unwrap()]);
     assert!(
@@ -262,7 +263,10 @@ fn two_workers_on_one_results_directory_do_every_run_once() {
         stdout(&outputs[0]),
         stdout(&outputs[1])
     );
-    assert_eq!(common::outcomes(&ws.results().join("sweep")), reference);
+    assert_eq!(
+        crate::common::outcomes(&ws.results().join("sweep")),
+        reference
+    );
     assert_eq!(leftovers(&ws.results()), Vec::<PathBuf>::new());
 }
 
@@ -315,13 +319,7 @@ fn a_worker_that_panics_or_is_killed_is_recorded_and_the_sweep_goes_on() {
             .env("SMOOTHLAB_CRASH_AT", crash)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        assert_exit!(out, 1);
         let text = stdout(&out);
         assert!(
             text.contains("0 completed now, 0 already done, 2 failed"),
@@ -357,7 +355,7 @@ fn a_diverging_run_shows_as_failed_with_its_reason() {
         &SWEEP.replace(r#""seed": [0, 1]"#, r#""optimizer.lr": [0.1, 1e30]"#),
     );
     let out = ws.run(&file, &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit!(out, 1);
     assert!(
         stdout(&out).contains("2 completed now, 0 already done, 2 failed"),
         "{}",
@@ -425,7 +423,7 @@ fn ctrl_c_stops_the_sweep_cleanly_and_a_rerun_finishes_it_identically() {
     let child = command.spawn().unwrap();
     let dir = ws.results().join("sweep");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !common::dirs_in_if_any(&dir)
+    while !crate::common::dirs_in_if_any(&dir)
         .iter()
         .any(|d| d.join("checkpoint.safetensors").exists())
     {
@@ -435,13 +433,7 @@ fn ctrl_c_stops_the_sweep_cleanly_and_a_rerun_finishes_it_identically() {
     // A terminal's Ctrl-C: SIGINT to the supervisor and its workers alike.
     killpg(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit!(out, 130);
     let text = stdout(&out);
     assert!(
         text.contains("interrupted; it resumes from its last epoch checkpoint"),

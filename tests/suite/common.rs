@@ -1,5 +1,4 @@
 //! What the command-line tests share: a temporary workspace and the `smoothlab` binary.
-#![allow(dead_code)] // each test file uses its own part of this
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,3 +128,27 @@ pub fn outcomes(experiment_dir: &Path) -> BTreeMap<String, serde_json::Value> {
         })
         .collect()
 }
+
+/// Asserts that `$output` exited with `$code`, showing its stdout and stderr (and the
+/// optional formatted context) when it did not.
+macro_rules! assert_exit {
+    ($output:expr, $code:expr $(,)?) => {
+        $crate::common::assert_exit!($output, $code, "exit code")
+    };
+    ($output:expr, $code:expr, $($context:tt)+) => {{
+        let output: &std::process::Output = &$output;
+        assert_eq!(
+            output.status.code(),
+            Some($code),
+            "{}\n--- stdout\n{}--- stderr\n{}",
+            format!($($context)+),
+            $crate::common::stdout(output),
+            $crate::common::stderr(output)
+        );
+    }};
+}
+pub(crate) use assert_exit;
+
+/// The real MNIST (IDX `.gz` files), beside the checkout. A test that needs it fails,
+/// naming this directory, when it is missing.
+pub const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");

@@ -8,6 +8,7 @@
 //! valid.
 
 mod error;
+mod json;
 mod parse;
 mod plan;
 mod run_id;
@@ -32,7 +33,7 @@ pub fn load(path: &Path) -> Result<Plan, SpecError> {
 
 /// Parses experiment text; `file` is only used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Plan, SpecError> {
-    let raw: Value = serde_json::from_str(text).map_err(|e| SpecError::Syntax {
+    let raw: Value = json::parse(text).map_err(|e| SpecError::Syntax {
         file: file.to_path_buf(),
         line: e.line(),
         column: e.column(),

@@ -7,7 +7,12 @@ use super::run_id::run_id;
 use super::types::*;
 use super::SpecError;
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+/// The most runs one experiment may plan: far beyond what a cluster runs as one sweep,
+/// and an expansion of it takes seconds.
+const MAX_RUNS: usize = 100_000;
 
 /// Settings that describe the experiment rather than a run, so they cannot be swept.
 const NOT_SWEEPABLE: [&str; 4] = ["name", "device", "save_model", "sweep"];
@@ -42,41 +47,79 @@ pub(super) fn expand(file: &Path, text: &str, raw: Value) -> Result<Plan, SpecEr
         .remove("sweep");
 
     let axes = sweep_axes(&experiment.sweep, &template).map_err(|e| e.in_file(file))?;
-    let mut runs: Vec<PlannedRun> = Vec::new();
+    let planned = axes
+        .iter()
+        .try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()))
+        .filter(|&n| n <= MAX_RUNS);
+    let Some(planned) = planned else {
+        let sizes: Vec<String> = axes.iter().map(|(_, v)| v.len().to_string()).collect();
+        return Err(Invalid::new(
+            "sweep",
+            format!(
+                "the sweep expands to {} runs, more than the {MAX_RUNS} one experiment may plan; split it into several experiments",
+                sizes.join(" × ")
+            ),
+        )
+        .in_file(file));
+    };
+    let mut runs: Vec<PlannedRun> = Vec::with_capacity(planned);
+    // Run ids and resolved configs seen so far, each with its run's position.
+    let mut ids: HashMap<String, usize> = HashMap::with_capacity(planned);
+    let mut configs: HashMap<String, usize> = HashMap::with_capacity(planned);
     for combination in cartesian_product(&axes) {
-        let mut value = template.clone();
-        for (path, v) in &combination {
-            set_path(&mut value, path, (*v).clone());
-        }
-        let resolved = parse_experiment(&value).map_err(|e| {
-            let label = combination
+        let label = || {
+            combination
                 .iter()
                 .map(|(p, v)| format!("{p}={v}"))
                 .collect::<Vec<_>>()
-                .join(", ");
+                .join(", ")
+        };
+        let invalid = |path: &str, message: &str| {
             Invalid::new(
                 "sweep",
                 format!(
-                    "the run with {label} is invalid: at `{}`: {}",
-                    e.path, e.message
+                    "the run with {} is invalid: at `{path}`: {message}",
+                    label()
                 ),
             )
             .in_file(file)
-        })?;
+        };
+        let mut value = template.clone();
+        // A whole section is set before the paths inside it, whatever the file's order:
+        // a dotted path inside a swept section composes with each of its values.
+        let mut applied: Vec<&(&str, &Value)> = combination.iter().collect();
+        applied.sort_by_key(|(path, _)| path.split('.').count());
+        for (path, v) in applied {
+            set_path(&mut value, path, (*v).clone()).map_err(|m| invalid(path, &m))?;
+        }
+        let resolved = parse_experiment(&value).map_err(|e| invalid(&e.path, &e.message))?;
         let swept: Vec<(String, Value)> = combination
-            .into_iter()
-            .map(|(p, v)| (p.to_string(), v.clone()))
+            .iter()
+            .map(|(p, v)| (p.to_string(), (*v).clone()))
             .collect();
         let config = resolved.run_config();
         let id = run_id(&swept, &config);
-        if let Some(other) = runs.iter().find(|r| r.id == id) {
-            let message = if other.config == config {
-                format!("two sweep combinations resolve to the same run `{id}`")
-            } else {
-                format!("run id collision for `{id}`; change a swept value")
-            };
-            return Err(Invalid::new("sweep", message).in_file(file));
+        let canonical = serde_json::to_string(&config).expect("config serialises");
+        if let Some(&other) = configs.get(&canonical) {
+            return Err(Invalid::new(
+                "sweep",
+                format!(
+                    "the runs with {} and with {} resolve to the same config; remove one of the values",
+                    describe(&runs[other].swept),
+                    label()
+                ),
+            )
+            .in_file(file));
         }
+        if ids.contains_key(&id) {
+            return Err(Invalid::new(
+                "sweep",
+                format!("run id collision for `{id}`; change a swept value"),
+            )
+            .in_file(file));
+        }
+        ids.insert(id.clone(), runs.len());
+        configs.insert(canonical, runs.len());
         runs.push(PlannedRun { id, swept, config });
     }
     Ok(Plan {
@@ -99,7 +142,14 @@ fn sweep_axes<'a>(
         if NOT_SWEEPABLE.contains(&root) {
             return Err(Invalid::new(at, format!("`{root}` cannot be swept")));
         }
-        lookup_path(template, path).map_err(|message| Invalid::new(&at, message))?;
+        // Inside a section that is swept too, the path is checked against each of that
+        // section's values when the combinations are parsed.
+        let in_swept_section = sweep
+            .keys()
+            .any(|other| path.len() > other.len() && path.starts_with(&format!("{other}.")));
+        if !in_swept_section {
+            lookup_path(template, path).map_err(|message| Invalid::new(&at, message))?;
+        }
         let values = match values {
             Value::Array(v) if !v.is_empty() => v.as_slice(),
             Value::Array(_) => {
@@ -115,15 +165,19 @@ fn sweep_axes<'a>(
                 ))
             }
         };
+        let mut seen = HashSet::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {
-            if values[..i].contains(v) {
+            if !seen.insert(v.to_string()) {
                 return Err(Invalid::new(
                     format!("{at}[{i}]"),
                     format!("{v} is listed twice"),
                 ));
             }
+            if in_swept_section {
+                continue;
+            }
             let mut candidate = template.clone();
-            set_path(&mut candidate, path, v.clone());
+            set_path(&mut candidate, path, v.clone()).map_err(|m| Invalid::new(&at, m))?;
             parse_experiment(&candidate).map_err(|e| {
                 let mut message = format!("{v} is not valid for `{}`: {}", e.path, e.message);
                 if let Some(section) = path.strip_suffix(".name") {
@@ -168,13 +222,34 @@ fn lookup_path<'v>(root: &'v Value, path: &str) -> Result<&'v Value, String> {
     Ok(node)
 }
 
-/// Sets an existing dotted path (checked by [`lookup_path`] first).
-fn set_path(root: &mut Value, path: &str, value: Value) {
+/// Sets a dotted path: every object on the way must exist (checked by [`lookup_path`]
+/// for paths in the template); the last key may be new, for a path inside a swept
+/// section whose value does not spell it out (the parse that follows judges it).
+fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    let (parents, last) = match path.rsplit_once('.') {
+        Some((parents, last)) => (Some(parents), last),
+        None => (None, path),
+    };
     let mut node = root;
-    for key in path.split('.') {
-        node = node.get_mut(key).expect("sweep path was checked");
+    for key in parents.into_iter().flat_map(|p| p.split('.')) {
+        node = node
+            .get_mut(key)
+            .ok_or_else(|| format!("the swept value has no `{key}` to set `{path}` in"))?;
     }
-    *node = value;
+    let object = node
+        .as_object_mut()
+        .ok_or_else(|| format!("`{path}` is not inside an object"))?;
+    object.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// `a=1, b=2` for messages.
+fn describe(swept: &[(String, Value)]) -> String {
+    swept
+        .iter()
+        .map(|(p, v)| format!("{p}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// All combinations of the axes, first axis outermost.

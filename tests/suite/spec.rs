@@ -415,3 +415,157 @@ fn the_shipped_experiments_are_valid() {
         }
     }
 }
+
+/// Equal values, a written `0` and a resolved `0.0` alike.
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The value at a dotted `path` of a run's resolved config.
+fn config_at(run: &spec::PlannedRun, path: &str) -> serde_json::Value {
+    let config = serde_json::to_value(&run.config).unwrap();
+    path.split('.')
+        .try_fold(&config, |v, key| v.get(key))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_path_inside_a_swept_section_composes_with_it_in_any_order() {
+    for sweep in [
+        r#"{"optimizer.lr": [0.1], "optimizer": [{"name": "adamw"}]}"#,
+        r#"{"optimizer": [{"name": "adamw"}], "optimizer.lr": [0.1]}"#,
+    ] {
+        let plan = parse(&format!(r#"{{"name": "x", "sweep": {sweep}}}"#)).unwrap();
+        let [run] = plan.runs.as_slice() else {
+            panic!("{sweep}: {} runs", plan.runs.len())
+        };
+        match &run.config.optimizer {
+            OptimizerSpec::Adamw(a) => assert_eq!(a.lr, 0.1, "{sweep}"),
+            other => panic!("{sweep}: trains {other:?}"),
+        }
+    }
+    // A section sweep then a path into it: each section value gets each path value.
+    let plan = parse(
+        r#"{"name": "dc", "sweep": {"dataset": [{"name": "synthetic"}], "dataset.classes": [3, 4]}}"#,
+    )
+    .unwrap();
+    let classes: Vec<_> = plan
+        .runs
+        .iter()
+        .map(|r| config_at(r, "dataset.classes"))
+        .collect();
+    assert_eq!(classes, [3, 4]);
+    // A path the section's kind does not have is an error naming both.
+    let e = error(
+        r#"{"name": "x", "sweep": {"optimizer": [{"name": "adamw"}], "optimizer.nesterov": [true]}}"#,
+    );
+    assert!(
+        e.contains("optimizer.nesterov") && e.contains("unknown field"),
+        "{e}"
+    );
+}
+
+#[test]
+fn runs_that_resolve_to_the_same_config_are_an_error_not_two_labels() {
+    let e = error(
+        r#"{"name": "x", "sweep": {"loss.smoothing": [0.1], "loss": [
+            {"name": "smoothed_ce"}, {"name": "smoothed_ce", "smoothing": 0.3}]}}"#,
+    );
+    assert!(e.contains("resolve to the same config"), "{e}");
+}
+
+#[test]
+fn a_duplicate_key_is_an_error_with_its_path() {
+    let e =
+        error(r#"{"name": "x", "loss": {"name": "smoothed_ce"}, "loss": {"name": "smoothed_ce"}}"#);
+    assert!(
+        e.contains("duplicate key `loss`") && e.contains("exp.json:1:"),
+        "{e}"
+    );
+    let e = error(
+        r#"{"name": "x", "sweep": {"seed": [0, 1]}, "training": {"epochs": 1, "epochs": 2}}"#,
+    );
+    assert!(e.contains("duplicate key `training.epochs`"), "{e}");
+}
+
+#[test]
+fn a_plan_larger_than_the_limit_is_refused_before_expanding() {
+    let axis = "[0,1,2,3,4,5,6,7,8,9]";
+    let e = error(&format!(
+        r#"{{"name": "x", "sweep": {{"seed": {axis}, "training.epochs": [1,2,3,4,5,6,7,8,9,10],
+            "training.batch_size": [1,2,3,4,5,6,7,8,9,10], "training.eval_batch_size": [1,2,3,4,5,6,7,8,9,10],
+            "dataset.classes": [2,3,4,5,6,7,8,9,10,11], "dataset.features": [1,2,3,4,5,6,7,8,9,10]}}}}"#
+    ));
+    assert!(
+        e.contains("10 × 10 × 10 × 10 × 10 × 10 runs") && e.contains("100000"),
+        "{e}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Every run's swept values are the values at those paths in its config, whatever
+    /// mix of section and dotted sweeps produced it.
+    #[test]
+    fn swept_values_are_what_the_config_holds(
+        lrs in proptest::collection::btree_set(1u32..1000, 1..3),
+        smoothings in proptest::collection::btree_set(0u32..99, 1..3),
+        section_first in proptest::bool::ANY,
+        kinds in proptest::sample::subsequence(vec!["sgd", "adamw"], 1..=2),
+    ) {
+        let lrs: Vec<String> = lrs.iter().map(|l| format!("{}", *l as f64 / 1000.0)).collect();
+        let smoothings: Vec<String> = smoothings.iter().map(|s| format!("{}", *s as f64 / 100.0)).collect();
+        let sections: Vec<String> = kinds.iter().map(|k| format!(r#"{{"name": "{k}"}}"#)).collect();
+        let section = format!(r#""optimizer": [{}]"#, sections.join(", "));
+        let dotted = format!(r#""optimizer.lr": [{}], "loss.smoothing": [{}]"#, lrs.join(", "), smoothings.join(", "));
+        let sweep = if section_first { format!("{section}, {dotted}") } else { format!("{dotted}, {section}") };
+        let plan = parse(&format!(r#"{{"name": "x", "sweep": {{{sweep}}}}}"#)).unwrap();
+        proptest::prop_assert_eq!(plan.runs.len(), lrs.len() * smoothings.len() * kinds.len());
+        for run in &plan.runs {
+            for (path, value) in &run.swept {
+                match value {
+                    serde_json::Value::Object(fields) => {
+                        for (key, v) in fields {
+                            let at = format!("{path}.{key}");
+                            proptest::prop_assert!(same(&config_at(run, &at), v), "{}: {}", at, v);
+                        }
+                    }
+                    v => proptest::prop_assert!(same(&config_at(run, path), v), "{path}: {v}"),
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+    /// Arbitrary text, and arbitrary JSON with the experiment's keys, is parsed or
+    /// rejected with an error, never a panic.
+    #[test]
+    fn any_text_is_an_experiment_or_an_error(text in ".{0,200}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn any_json_with_experiment_keys_is_an_experiment_or_an_error(
+        keys in proptest::collection::vec(proptest::sample::select(vec![
+            "name", "dataset", "model", "loss", "optimizer", "schedule", "training",
+            "evaluation", "seed", "sweep", "dataset.classes", "loss.smoothing", "x",
+        ]), 0..6),
+        values in proptest::collection::vec(proptest::sample::select(vec![
+            r#""x""#, "0", "-1", "1e308", "[]", "{}", "null", "true", "[0.1, 0.2]",
+            r#"{"name": "adamw"}"#, r#"{"name": "synthetic", "classes": 3}"#, r#"["a", 1]"#,
+        ]), 6),
+    ) {
+        let fields: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{k:?}: {v}")).collect();
+        let _ = parse(&format!("{{{}}}", fields.join(", ")));
+        let sweep: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{k:?}: [{v}]")).collect();
+        let _ = parse(&format!(r#"{{"name": "x", "sweep": {{{}}}}}"#, sweep.join(", ")));
+    }
+}

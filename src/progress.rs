@@ -45,9 +45,12 @@ pub fn eprintln(line: &str) {
 
 /// Initialises `tracing` from `RUST_LOG` (default `info`), writing to stderr above any bars.
 pub fn init_logging() {
+    // Colour only on a terminal: a Slurm log or a redirected stderr gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter())
         .with_target(false)
+        .with_ansi(colour)
         .with_writer(|| LogWriter)
         .try_init();
 }

@@ -75,6 +75,17 @@ fn at_least_one(value: &str) -> Result<usize, String> {
     at_least(value, 1)
 }
 
+/// More threads than this per run is a typo, not a machine (each one is an OS thread
+/// with its own stack and buffers).
+const MAX_THREADS: usize = 1024;
+
+fn thread_count(value: &str) -> Result<usize, String> {
+    match at_least(value, 1)? {
+        n if n <= MAX_THREADS => Ok(n),
+        n => Err(format!("expected at most {MAX_THREADS} threads, got {n}")),
+    }
+}
+
 fn at_least_ten(value: &str) -> Result<usize, String> {
     at_least(value, 10)
 }
@@ -115,7 +126,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub jobs: usize,
     /// CPU threads per run (default: the cores divided among the jobs).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Print the plan with each run's status, and run nothing.
     #[arg(long)]

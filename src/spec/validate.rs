@@ -10,6 +10,9 @@ use crate::calibration::MAX_BINS;
 const MAX_RESNET_DEPTH: usize = 1202;
 const MAX_RESNET_WIDTH: usize = 1024;
 const MAX_MLP_WIDTH: usize = 1 << 16;
+/// An experiment name is a directory name, and its runs' logs and ids are built on it;
+/// 100 bytes keep every path component well under the usual 255-byte limit.
+const MAX_NAME_LEN: usize = 100;
 
 fn ensure(ok: bool, path: &str, message: impl FnOnce() -> String) -> Result<(), Invalid> {
     if ok {
@@ -27,8 +30,8 @@ fn in_unit_interval(x: f64) -> bool {
 pub(super) fn validate(e: &Experiment) -> Result<(), Invalid> {
     ensure(is_valid_name(&e.name), "name", || {
         format!(
-            "expected a non-empty directory name of letters, digits, '.', '_' or '-', got {:?}",
-            e.name
+            "expected a directory name of 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-', got {}",
+            excerpt(&e.name)
         )
     })?;
     dataset(&e.dataset)?;
@@ -288,8 +291,23 @@ fn evaluation(evaluation: &EvaluationSpec, dataset: &DatasetSpec) -> Result<(), 
     Ok(())
 }
 
+/// `"text"`, or its first characters and its length when it is long: messages
+/// never echo a whole huge value.
+fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!(
+            "{:?}... ({} characters)",
+            &text[..end],
+            text.chars().count()
+        ),
+    }
+}
+
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
+    name.len() <= MAX_NAME_LEN
+        && !name.is_empty()
         && name != "."
         && name != ".."
         && name

@@ -124,6 +124,16 @@ impl ExperimentDir {
     /// beside its runs. An older, different copy is kept as
     /// `experiment.<time>-<pid>.json` rather than overwritten.
     pub fn create(&self, text: &str) -> Result<()> {
+        // A plain file where a directory belongs is the user's to move (exit 2).
+        if let Some(file) = self.path.ancestors().find(|p| p.exists()) {
+            if !file.is_dir() {
+                return Err(BadInput(anyhow::anyhow!(
+                    "{} is a file, not a directory: give --results a directory (it is created when missing)",
+                    file.display()
+                ))
+                .into());
+            }
+        }
         std::fs::create_dir_all(&self.path)
             .with_context(|| format!("creating {}", self.path.display()))?;
         let path = self.experiment_file();

@@ -510,3 +510,61 @@ fn slurm_prints_a_job_array_of_shards_that_requeues_itself() {
         assert!(stderr(&out).contains(flag), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn unusable_arguments_and_names_exit_2_with_bounded_messages() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    let plain = ws.write("plain-file", "not a directory");
+    let out = ws.smoothlab(&["run", "small.json", "--results", plain.to_str().unwrap()]);
+    assert_exit!(out, 2);
+    assert!(
+        stderr(&out).contains("is a file, not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&plain).unwrap(), "not a directory");
+
+    let out = ws.run(&file, &["--threads", "100000"]);
+    assert_exit!(out, 2);
+    assert!(
+        stderr(&out).contains("at most 1024 threads"),
+        "{}",
+        stderr(&out)
+    );
+
+    let long = ws.write(
+        "long.json",
+        &SMALL.replace("\"small\"", &format!("\"{}\"", "n".repeat(5000))),
+    );
+    let out = ws.run(&long, &["--dry-run"]);
+    assert_exit!(out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("(5000 characters)") && err.len() < 400,
+        "{err}"
+    );
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let ws = Workspace::new();
+    let file = ws.write("small.json", SMALL);
+    assert_exit!(ws.run(&file, &[]), 0);
+    // A changed experiment file is logged by the supervisor itself.
+    let file = ws.write(
+        "small.json",
+        &SMALL.replace("\"epochs\": 2", "\"epochs\": 1"),
+    );
+    let out = ws
+        .run_command(&file, &[])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_exit!(out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the experiment file changed") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+}

@@ -11,6 +11,26 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
+/// Evaluates `$body` with the type alias `$t` set to the float type of `$dtype` (f32 or
+/// f64), or fails with "`$op`: no CPU kernel for ..." for any other dtype. A macro: a
+/// closure cannot be generic over a type, and every fused op dispatches this way.
+macro_rules! with_float {
+    ($dtype:expr, $op:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => candle_core::bail!("{}: no CPU kernel for {other:?}", $op),
+        }
+    };
+}
+pub(crate) use with_float;
+
 /// The elements of a contiguous CPU storage of dtype `T`.
 pub fn slice<'a, T: WithDType>(
     storage: &'a CpuStorage,

@@ -160,11 +160,7 @@ impl CustomOp2 for SmoothedCe {
         labels: &CpuStorage,
         labels_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match logits.dtype() {
-            DType::F32 => self.forward::<f32>(logits, logits_l, labels, labels_l),
-            DType::F64 => self.forward::<f64>(logits, logits_l, labels, labels_l),
-            other => bail!("smoothed cross-entropy: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(logits.dtype(), "smoothed cross-entropy", T => self.forward::<T>(logits, logits_l, labels, labels_l))
     }
 
     fn bwd(
@@ -174,11 +170,7 @@ impl CustomOp2 for SmoothedCe {
         _loss: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_logits = match logits.dtype() {
-            DType::F32 => self.backward::<f32>(logits, labels, grad)?,
-            DType::F64 => self.backward::<f64>(logits, labels, grad)?,
-            other => bail!("smoothed cross-entropy: no CPU kernel for {other:?}"),
-        };
+        let grad_logits = cpu::with_float!(logits.dtype(), "smoothed cross-entropy", T => self.backward::<T>(logits, labels, grad)?);
         Ok((Some(grad_logits), None))
     }
 }

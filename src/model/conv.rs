@@ -21,8 +21,8 @@ use super::Activation;
 use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, Result,
-    Shape, Tensor, D,
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, Layout, Module, Result, Shape,
+    Tensor, D,
 };
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
@@ -449,11 +449,7 @@ impl ConvOp {
         w: (&CpuStorage, &Layout),
         bias: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
-        match x.0.dtype() {
-            DType::F32 => self.forward::<f32>(x, w, bias),
-            DType::F64 => self.forward::<f64>(x, w, bias),
-            other => bail!("convolution: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.0.dtype(), "convolution", T => self.forward::<T>(x, w, bias))
     }
 
     fn dispatch_backward(
@@ -464,11 +460,7 @@ impl ConvOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.backward::<f32>(x, w, has_bias, y, grad),
-            DType::F64 => self.backward::<f64>(x, w, has_bias, y, grad),
-            other => bail!("convolution: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "convolution", T => self.backward::<T>(x, w, has_bias, y, grad))
     }
 }
 
@@ -612,19 +604,13 @@ impl CustomOp1 for MaxPool2 {
 
     fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        match x.dtype() {
-            DType::F32 => Self::forward(cpu::slice::<f32>(x, layout, name)?, layout),
-            DType::F64 => Self::forward(cpu::slice::<f64>(x, layout, name)?, layout),
-            other => bail!("max pooling: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "max pooling", T => Self::forward(cpu::slice::<T>(x, layout, name)?, layout))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(match x.dtype() {
-            DType::F32 => Self::backward::<f32>(x, grad)?,
-            DType::F64 => Self::backward::<f64>(x, grad)?,
-            other => bail!("max pooling: no CPU kernel for {other:?}"),
-        }))
+        Ok(Some(
+            cpu::with_float!(x.dtype(), "max pooling", T => Self::backward::<T>(x, grad)?),
+        ))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::cpu::{self, Float, Mat, MatMut};
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{linear, VarBuilder};
 use rayon::prelude::*;
 
@@ -234,11 +234,7 @@ impl CustomOp3 for DenseOp {
         b: &CpuStorage,
         b_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match x.dtype() {
-            DType::F32 => self.forward::<f32>(x, x_l, w, w_l, b, b_l),
-            DType::F64 => self.forward::<f64>(x, x_l, w, w_l, b, b_l),
-            other => bail!("dense: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "dense", T => self.forward::<T>(x, x_l, w, w_l, b, b_l))
     }
 
     fn bwd(
@@ -249,10 +245,6 @@ impl CustomOp3 for DenseOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.backward::<f32>(x, w, y, grad),
-            DType::F64 => self.backward::<f64>(x, w, y, grad),
-            other => bail!("dense: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "dense", T => self.backward::<T>(x, w, y, grad))
     }
 }

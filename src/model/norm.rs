@@ -307,11 +307,7 @@ impl CustomOp3 for BatchNormOp {
         beta: &CpuStorage,
         beta_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match x.dtype() {
-            DType::F32 => self.forward::<f32>(x, x_l, gamma, gamma_l, beta, beta_l),
-            DType::F64 => self.forward::<f64>(x, x_l, gamma, gamma_l, beta, beta_l),
-            other => bail!("batch norm: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "batch norm", T => self.forward::<T>(x, x_l, gamma, gamma_l, beta, beta_l))
     }
 
     fn bwd(
@@ -322,10 +318,6 @@ impl CustomOp3 for BatchNormOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.backward::<f32>(x, gamma, y, grad),
-            DType::F64 => self.backward::<f64>(x, gamma, y, grad),
-            other => bail!("batch norm: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(x.dtype(), "batch norm", T => self.backward::<T>(x, gamma, y, grad))
     }
 }

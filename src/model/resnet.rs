@@ -3,9 +3,7 @@ use super::norm::BatchNorm2d;
 use super::{Activation, Classifier, Dense, Pass};
 use crate::cpu::{self, Float};
 use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, CustomOp2, DType, Layout, Module, ModuleT, Result, Shape, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Module, ModuleT, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 /// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
@@ -187,11 +185,7 @@ impl CustomOp2 for AddRelu {
         b: &CpuStorage,
         b_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match a.dtype() {
-            DType::F32 => Self::forward::<f32>((a, a_l), (b, b_l)),
-            DType::F64 => Self::forward::<f64>((a, a_l), (b, b_l)),
-            other => bail!("residual sum: no CPU kernel for {other:?}"),
-        }
+        cpu::with_float!(a.dtype(), "residual sum", T => Self::forward::<T>((a, a_l), (b, b_l)))
     }
 
     fn bwd(
@@ -201,11 +195,7 @@ impl CustomOp2 for AddRelu {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = match y.dtype() {
-            DType::F32 => Activation::Relu.backward::<f32>(y, grad)?,
-            DType::F64 => Activation::Relu.backward::<f64>(y, grad)?,
-            other => bail!("residual sum: no CPU kernel for {other:?}"),
-        };
+        let g = cpu::with_float!(y.dtype(), "residual sum", T => Activation::Relu.backward::<T>(y, grad)?);
         Ok((Some(g.clone()), Some(g)))
     }
 }
@@ -228,6 +218,7 @@ fn option_a_shortcut(x: &Tensor, stride: usize, extra: usize) -> Result<Tensor> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
     use candle_core::{Device, Var};
 
     #[test]

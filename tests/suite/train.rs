@@ -7,7 +7,9 @@ use smoothlab::store::{EpochRecord, RunDir};
 use smoothlab::train;
 use std::path::Path;
 
-/// Runs of a small, quick problem, with `overrides` merged into the experiment's top level.
+/// Runs of a small, quick problem, with `overrides` replacing sections of the
+/// experiment's top level (the merge is serde_json's: of a key given twice, the last
+/// one; experiment files themselves may not repeat a key).
 fn configs(overrides: &str) -> Vec<RunConfig> {
     let text = format!(
         r#"{{
@@ -19,7 +21,8 @@ fn configs(overrides: &str) -> Vec<RunConfig> {
         {overrides}
     }}"#
     );
-    spec::parse(Path::new("test.json"), &text)
+    let merged: serde_json::Value = serde_json::from_str(&text).unwrap();
+    spec::parse(Path::new("test.json"), &merged.to_string())
         .unwrap()
         .runs
         .into_iter()

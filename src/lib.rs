@@ -8,10 +8,10 @@
 pub mod atomic;
 pub mod bench;
 pub mod calibration;
-pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod fault;
+pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod optim;

@@ -269,7 +269,7 @@ mod fused {
             if a.len() != dst.len() || b.len() != dst.len() {
                 bail!("{}: operands of different sizes", self.0);
             }
-            crate::cpu::zip_map(dst, [a, b], |d, [a, b]| (self.1)(d, a, b));
+            crate::kernels::cpu::zip_map(dst, [a, b], |d, [a, b]| (self.1)(d, a, b));
             Ok(())
         }
     }

@@ -141,7 +141,7 @@ impl TrainBench {
         batch_size: usize,
         device: &candle_core::Device,
     ) -> anyhow::Result<Self> {
-        use crate::model::ConvKernel;
+        use crate::model::ConvAlgorithm;
         use crate::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
         let models = [
             (
@@ -158,14 +158,17 @@ impl TrainBench {
         let mut cases = Vec::new();
         for (name, spec, input) in &models {
             // The fused custom op has only a CPU implementation.
-            let kernels: &[_] = if device.is_cpu() {
-                &[("candle", ConvKernel::Candle), ("fused", ConvKernel::Fused)]
+            let algorithms: &[_] = if device.is_cpu() {
+                &[
+                    ("candle", ConvAlgorithm::Candle),
+                    ("fused", ConvAlgorithm::Fused),
+                ]
             } else {
-                &[("candle", ConvKernel::Candle)]
+                &[("candle", ConvAlgorithm::Candle)]
             };
-            for &(conv, kernel) in kernels {
+            for &(conv, algorithm) in algorithms {
                 let samples_per_second =
-                    train_throughput(spec, *input, kernel, steps, batch_size, device)?;
+                    train_throughput(spec, *input, algorithm, steps, batch_size, device)?;
                 cases.push(TrainCase {
                     model: name.to_string(),
                     input: *input,
@@ -229,7 +232,7 @@ impl TrainBench {
 fn train_throughput(
     spec: &crate::spec::ModelSpec,
     input: [usize; 3],
-    kernel: crate::model::ConvKernel,
+    algorithm: crate::model::ConvAlgorithm,
     steps: usize,
     batch: usize,
     device: &candle_core::Device,
@@ -237,7 +240,7 @@ fn train_throughput(
     use crate::spec::{LossSpec, OptimizerSpec};
     use candle_core::Tensor;
     let classes = 10;
-    let model = crate::model::build_with(spec, &input, classes, 0, device, kernel)?;
+    let model = crate::model::build_with(spec, &input, classes, 0, device, algorithm)?;
     let mut optimizer = crate::optim::Optimizer::new(&OptimizerSpec::default(), model.parameters());
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let pixels: Vec<f32> = (0..batch * input.iter().product::<usize>())

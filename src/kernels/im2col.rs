@@ -11,7 +11,7 @@ use num_traits::Zero;
 /// Geometry of a square convolution window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    pub kernel: usize,
+    pub size: usize,
     pub stride: usize,
     pub padding: usize,
 }
@@ -19,12 +19,12 @@ pub struct Window {
 impl Window {
     /// Output size along one dimension of input size `size`.
     pub fn output(&self, size: usize) -> usize {
-        (size + 2 * self.padding - self.kernel) / self.stride + 1
+        (size + 2 * self.padding - self.size) / self.stride + 1
     }
 
     /// Whether the window fits an image of `h × w` (with its padding).
     pub fn fits(&self, h: usize, w: usize) -> bool {
-        h + 2 * self.padding >= self.kernel && w + 2 * self.padding >= self.kernel
+        h + 2 * self.padding >= self.size && w + 2 * self.padding >= self.size
     }
 
     /// The input index read by output index `o` at kernel offset `k`, if inside the image.
@@ -47,7 +47,7 @@ struct Segment {
 
 /// Every output-row segment of the column matrix of an image `[c, h, w]`.
 fn for_each_segment([c, h, w]: [usize; 3], win: Window, mut visit: impl FnMut(Segment)) {
-    let (out_h, out_w, k, s) = (win.output(h), win.output(w), win.kernel, win.stride);
+    let (out_h, out_w, k, s) = (win.output(h), win.output(w), win.size, win.stride);
     for ci in 0..c {
         for ky in 0..k {
             for kx in 0..k {
@@ -105,7 +105,7 @@ pub fn unfold_patches<T: Copy + Zero>(
     win: Window,
     patches: &mut [T],
 ) {
-    let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
+    let (out_h, out_w, k) = (win.output(h), win.output(w), win.size);
     let mut rows = patches.chunks_exact_mut(c * k * k);
     for oy in 0..out_h {
         for ox in 0..out_w {
@@ -178,7 +178,7 @@ mod tests {
 
     /// The definition, one entry at a time.
     fn unfold_naive(image: &[f64], [c, h, w]: [usize; 3], win: Window) -> Vec<f64> {
-        let (out_h, out_w, k) = (win.output(h), win.output(w), win.kernel);
+        let (out_h, out_w, k) = (win.output(h), win.output(w), win.size);
         let mut columns = vec![f64::NAN; c * k * k * out_h * out_w];
         for ci in 0..c {
             for ky in 0..k {
@@ -220,7 +220,7 @@ mod tests {
             (3, 2, 4, 6, 5),
         ] {
             let win = Window {
-                kernel: k,
+                size: k,
                 stride,
                 padding,
             };

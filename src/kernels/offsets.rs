@@ -19,7 +19,7 @@
 //! [`super::conv`] for where it is used).
 
 use super::im2col::Window;
-use crate::cpu::{self, Float, Mat, MatMut};
+use crate::kernels::cpu::{self, Float, Mat, MatMut};
 use candle_core::Result;
 use std::ops::Range;
 
@@ -30,7 +30,7 @@ pub struct ShiftedConv {
     outputs: usize,
     height: usize,
     width: usize,
-    kernel: usize,
+    size: usize,
     padding: usize,
 }
 
@@ -42,7 +42,7 @@ impl ShiftedConv {
             outputs,
             height,
             width,
-            kernel: win.kernel,
+            size: win.size,
             padding: win.padding,
         })
     }
@@ -58,11 +58,11 @@ impl ShiftedConv {
     }
 
     fn output_height(&self) -> usize {
-        self.height + 2 * self.padding + 1 - self.kernel
+        self.height + 2 * self.padding + 1 - self.size
     }
 
     fn output_width(&self) -> usize {
-        self.padded_width() + 1 - self.kernel
+        self.padded_width() + 1 - self.size
     }
 
     /// Elements of one wide output channel.
@@ -74,7 +74,7 @@ impl ShiftedConv {
     /// the `k − 1` elements that the last channel's last shifted read runs past them
     /// (into the extra columns, which no output uses).
     pub fn padded_len(&self) -> usize {
-        self.channels * self.padded_plane() + self.kernel - 1
+        self.channels * self.padded_plane() + self.size - 1
     }
 
     /// Length of a wide output (or output gradient) buffer.
@@ -135,7 +135,7 @@ impl ShiftedConv {
 
     /// Kernel offsets `(index into a k×k window, shift in the padded image)`.
     fn offsets(&self) -> impl Iterator<Item = (usize, usize)> {
-        let (k, pw) = (self.kernel, self.padded_width());
+        let (k, pw) = (self.size, self.padded_width());
         (0..k * k).map(move |i| (i, (i / k) * pw + i % k))
     }
 
@@ -152,7 +152,7 @@ impl ShiftedConv {
 
     /// `W[:, :, ky, kx]` (`[outputs, c]`) of a weight `[outputs, c, k, k]`.
     fn weight_at<'a, T>(&self, weight: &'a [T], index: usize) -> Mat<'a, T> {
-        let kk = self.kernel * self.kernel;
+        let kk = self.size * self.size;
         Mat {
             data: &weight[index..],
             rows: self.outputs,
@@ -184,7 +184,7 @@ impl ShiftedConv {
         grad_w: &mut [T],
     ) -> Result<()> {
         let g = Mat::row_major(wide_g, self.outputs, self.wide_plane());
-        let kk = self.kernel * self.kernel;
+        let kk = self.size * self.size;
         for (index, shift) in self.offsets() {
             let dst = MatMut {
                 data: &mut grad_w[index..],
@@ -265,7 +265,7 @@ mod tests {
         ] {
             let what = format!("k{k} p{padding} {h}x{w} c{c} o{outputs}");
             let win = Window {
-                kernel: k,
+                size: k,
                 stride: 1,
                 padding,
             };
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn only_stride_one_windows_are_taken() {
         let win = |stride| Window {
-            kernel: 3,
+            size: 3,
             stride,
             padding: 1,
         };

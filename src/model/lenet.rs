@@ -1,4 +1,4 @@
-use super::conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
+use super::conv::{max_pool2, Conv2d, ConvAlgorithm, ConvShape};
 use super::{dropout, Activation, Classifier, Dense, Pass};
 use candle_core::{bail, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -22,7 +22,7 @@ impl Lenet5 {
         sample_shape: &[usize],
         classes: usize,
         dropout: f64,
-        kernel: ConvKernel,
+        algorithm: ConvAlgorithm,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         let (channels, padding) = match *sample_shape {
@@ -36,13 +36,13 @@ impl Lenet5 {
             let shape = ConvShape {
                 inputs,
                 outputs,
-                kernel: 5,
+                size: 5,
                 stride: 1,
                 padding,
                 bias: true,
                 activation: Activation::Relu,
             };
-            Conv2d::new(shape, kernel, vb.pp(name))
+            Conv2d::new(shape, algorithm, vb.pp(name))
         };
         Ok(Self {
             conv1: conv(channels, 6, padding, "conv1")?,

@@ -4,16 +4,15 @@
 
 mod conv;
 mod dense;
-mod im2col;
 mod init;
 mod lenet;
 mod mlp;
 mod norm;
 mod resnet;
-mod shifted;
 
-pub use conv::{max_pool2, Conv2d, ConvKernel, ConvShape};
-pub use dense::{Activation, Dense};
+pub use crate::kernels::Activation;
+pub use conv::{max_pool2, Conv2d, ConvAlgorithm, ConvShape};
+pub use dense::Dense;
 pub use init::SeededVars;
 pub use lenet::Lenet5;
 pub use mlp::Mlp;
@@ -97,7 +96,7 @@ pub fn build(
         classes,
         seed,
         device,
-        ConvKernel::for_device(device),
+        ConvAlgorithm::for_device(device),
     )
 }
 
@@ -108,12 +107,12 @@ pub fn build_with(
     classes: usize,
     seed: u64,
     device: &Device,
-    kernel: ConvKernel,
+    algorithm: ConvAlgorithm,
 ) -> Result<Model> {
     let vars = VarMap::new();
     let backend = SeededVars::new(vars.clone(), seeded(seed, Stream::WeightInit));
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-    let classifier = construct(spec, sample_shape, classes, kernel, vb)?;
+    let classifier = construct(spec, sample_shape, classes, algorithm, vb)?;
     // Running statistics stay variables: candle-nn's BatchNorm copies a non-variable
     // tensor into a fresh variable (which would freeze them at their initial values),
     // and its evaluation pass reads them detached anyway.
@@ -132,7 +131,7 @@ pub fn build_with(
         })
         .collect();
     let vb = VarBuilder::from_tensors(views, DType::F32, device);
-    let inference = construct(spec, sample_shape, classes, kernel, vb)?;
+    let inference = construct(spec, sample_shape, classes, algorithm, vb)?;
     Ok(Model {
         classifier,
         inference,
@@ -144,7 +143,7 @@ fn construct(
     spec: &ModelSpec,
     sample_shape: &[usize],
     classes: usize,
-    kernel: ConvKernel,
+    algorithm: ConvAlgorithm,
     vb: VarBuilder,
 ) -> Result<Box<dyn Classifier>> {
     Ok(match spec {
@@ -155,7 +154,7 @@ fn construct(
             )
         }
         ModelSpec::Lenet5(m) => Box::new(
-            Lenet5::new(sample_shape, classes, m.dropout, kernel, vb)
+            Lenet5::new(sample_shape, classes, m.dropout, algorithm, vb)
                 .context("building LeNet-5")?,
         ),
         ModelSpec::Resnet(m) => {
@@ -165,7 +164,7 @@ fn construct(
                 );
             };
             Box::new(
-                Resnet::new(channels, m.depth, m.width, classes, kernel, vb)
+                Resnet::new(channels, m.depth, m.width, classes, algorithm, vb)
                     .with_context(|| format!("building ResNet-{}", m.depth))?,
             )
         }

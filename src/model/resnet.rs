@@ -1,9 +1,9 @@
-use super::conv::{global_average_pool, Conv2d, ConvKernel, ConvShape};
+use super::conv::{global_average_pool, Conv2d, ConvAlgorithm, ConvShape};
 use super::norm::BatchNorm2d;
-use super::{Activation, Classifier, Dense, Pass};
-use crate::cpu::{self, Float};
-use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Module, ModuleT, Result, Shape, Tensor};
+use super::{Classifier, Dense, Pass};
+use crate::kernels::residual::add_relu;
+use crate::kernels::Activation;
+use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 /// The CIFAR ResNet of He et al. 2016, section 4.2: a 3×3 convolution to `width`
@@ -27,11 +27,11 @@ impl Resnet {
         depth: usize,
         width: usize,
         classes: usize,
-        kernel: ConvKernel,
+        algorithm: ConvAlgorithm,
         vb: VarBuilder,
     ) -> Result<Self> {
         let n = (depth - 2) / 6;
-        let stem = conv3x3(channels, width, 1, kernel, vb.pp("stem"))?;
+        let stem = conv3x3(channels, width, 1, algorithm, vb.pp("stem"))?;
         let stem_norm = BatchNorm2d::new(width, Activation::Relu, vb.pp("stem_norm"))?;
         let mut blocks = Vec::with_capacity(3 * n);
         let mut inputs = width;
@@ -40,7 +40,7 @@ impl Resnet {
             for b in 0..n {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let vb = vb.pp(format!("stage{}.{b}", stage + 1));
-                blocks.push(BasicBlock::new(inputs, outputs, stride, kernel, vb)?);
+                blocks.push(BasicBlock::new(inputs, outputs, stride, algorithm, vb)?);
                 inputs = outputs;
             }
         }
@@ -73,19 +73,19 @@ fn conv3x3(
     inputs: usize,
     outputs: usize,
     stride: usize,
-    kernel: ConvKernel,
+    algorithm: ConvAlgorithm,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
     let shape = ConvShape {
         inputs,
         outputs,
-        kernel: 3,
+        size: 3,
         stride,
         padding: 1,
         bias: false,
         activation: Activation::Identity,
     };
-    Conv2d::new(shape, kernel, vb)
+    Conv2d::new(shape, algorithm, vb)
 }
 
 /// `relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`.
@@ -103,13 +103,13 @@ impl BasicBlock {
         inputs: usize,
         outputs: usize,
         stride: usize,
-        kernel: ConvKernel,
+        algorithm: ConvAlgorithm,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            conv1: conv3x3(inputs, outputs, stride, kernel, vb.pp("conv1"))?,
+            conv1: conv3x3(inputs, outputs, stride, algorithm, vb.pp("conv1"))?,
             norm1: BatchNorm2d::new(outputs, Activation::Relu, vb.pp("norm1"))?,
-            conv2: conv3x3(outputs, outputs, 1, kernel, vb.pp("conv2"))?,
+            conv2: conv3x3(outputs, outputs, 1, algorithm, vb.pp("conv2"))?,
             norm2: BatchNorm2d::new(outputs, Activation::Identity, vb.pp("norm2"))?,
             downsample: (stride != 1 || inputs != outputs).then_some((stride, outputs - inputs)),
         })
@@ -123,80 +123,6 @@ impl BasicBlock {
             Some((stride, extra)) => option_a_shortcut(x, stride, extra)?,
         };
         add_relu(&h, &shortcut)
-    }
-}
-
-/// `relu(a + b)`, the end of a residual block. On the CPU (f32, f64) one op: one pass
-/// forward, and backward one pass for the ReLU mask whose result is both inputs'
-/// gradient. As candle's `add` then `relu` it was two passes forward and about six
-/// backward (relu's mask rebuilt from a comparison, a cast and a product, each input's
-/// gradient a copy). Elsewhere those two ops. The gradient at exactly 0 is 0, as in
-/// PyTorch.
-fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if cpu::applies(a) && a.dtype() == b.dtype() && a.device().same_device(b.device()) {
-        a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
-    } else {
-        (a + b)?.relu()
-    }
-}
-
-struct AddRelu;
-
-impl AddRelu {
-    fn forward<T: Float>(
-        (a, a_l): (&CpuStorage, &Layout),
-        (b, b_l): (&CpuStorage, &Layout),
-    ) -> Result<(CpuStorage, Shape)> {
-        if a_l.shape() != b_l.shape() {
-            bail!(
-                "residual sum: shapes {:?} and {:?} differ",
-                a_l.shape(),
-                b_l.shape()
-            );
-        }
-        let name = "residual sum";
-        let (a, b) = (
-            cpu::slice::<T>(a, a_l, name)?,
-            cpu::slice::<T>(b, b_l, name)?,
-        );
-        let mut y = vec![T::zero(); a.len()];
-        cpu::par_zip_map(&mut y, [a, b], |_, [a, b]| {
-            let sum = a + b;
-            // NaN stays NaN (a diverged run shows as one), as in PyTorch.
-            if sum < T::zero() {
-                T::zero()
-            } else {
-                sum
-            }
-        });
-        Ok((T::to_cpu_storage_owned(y), a_l.shape().clone()))
-    }
-}
-
-impl CustomOp2 for AddRelu {
-    fn name(&self) -> &'static str {
-        "add-relu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        a: &CpuStorage,
-        a_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu::with_float!(a.dtype(), "residual sum", T => Self::forward::<T>((a, a_l), (b, b_l)))
-    }
-
-    fn bwd(
-        &self,
-        _a: &Tensor,
-        _b: &Tensor,
-        y: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = cpu::with_float!(y.dtype(), "residual sum", T => Activation::Relu.backward::<T>(y, grad)?);
-        Ok((Some(g.clone()), Some(g)))
     }
 }
 

@@ -5,7 +5,9 @@ use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use smoothlab::model::{self, Activation, Conv2d, ConvKernel, ConvShape, Dense, Pass, SeededVars};
+use smoothlab::model::{
+    self, Activation, Conv2d, ConvAlgorithm, ConvShape, Dense, Pass, SeededVars,
+};
 use smoothlab::spec::{Lenet5Spec, ModelSpec, ResnetSpec};
 
 fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -192,10 +194,10 @@ fn batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation()
 }
 
 /// A convolution with its own weights in f64, from a seeded VarBuilder.
-fn conv(shape: ConvShape, kernel: ConvKernel, vars: &VarMap) -> Conv2d {
+fn conv(shape: ConvShape, algorithm: ConvAlgorithm, vars: &VarMap) -> Conv2d {
     let backend = SeededVars::new(vars.clone(), ChaCha8Rng::seed_from_u64(9));
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F64, Device::Cpu);
-    Conv2d::new(shape, kernel, vb).unwrap()
+    Conv2d::new(shape, algorithm, vb).unwrap()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -228,15 +230,15 @@ fn the_fused_convolution_equals_candles_in_values_and_gradients() {
         let shape = ConvShape {
             inputs: channels,
             outputs: channels + 1,
-            kernel: k,
+            size: k,
             stride,
             padding,
             bias: true,
             activation,
         };
         let vars = VarMap::new();
-        let ours = conv(shape, ConvKernel::Fused, &vars);
-        let theirs = conv(shape, ConvKernel::Candle, &vars); // the same variables
+        let ours = conv(shape, ConvAlgorithm::Fused, &vars);
+        let theirs = conv(shape, ConvAlgorithm::Candle, &vars); // the same variables
         let x = Var::from_tensor(&random(&[2, channels, size, size], 5, DType::F64)).unwrap();
         let a = ours.forward(x.as_tensor()).unwrap();
         let b = theirs.forward(x.as_tensor()).unwrap();
@@ -267,14 +269,14 @@ fn a_tiny_conv_net_has_the_gradients_of_finite_differences() {
     let shape = ConvShape {
         inputs: 2,
         outputs: 3,
-        kernel: 3,
+        size: 3,
         stride: 2,
         padding: 1,
         bias: true,
         activation: Activation::Relu,
     };
     let vars = VarMap::new();
-    let net = conv(shape, ConvKernel::Fused, &vars);
+    let net = conv(shape, ConvAlgorithm::Fused, &vars);
     let x = random(&[2, 2, 8, 8], 6, DType::F64);
     let loss = |x: &Tensor| -> Tensor {
         let h = model::max_pool2(&net.forward(x).unwrap()).unwrap();

@@ -1,0 +1,99 @@
+//! 2×2 max pooling as one CPU op, parallel over planes.
+
+use super::cpu::{self, Float};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// 2×2 max pooling with stride 2.
+///
+/// On the CPU (f32, f64) one op whose backward pass gives the window's gradient to its
+/// first maximum in row-major order (PyTorch's convention). Elsewhere two max
+/// reductions over a reshaped view, which give it to each of several exactly equal
+/// maxima. Not candle's `max_pool2d`: its backward pass (candle-core 0.11.1) multiplies
+/// the gradient by the share of maxima in the window instead of dividing by their
+/// number, so a unique maximum receives a quarter of its gradient.
+pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h % 2 != 0 || w % 2 != 0 {
+        bail!("2×2 max pooling needs even sizes, got {h}×{w}");
+    }
+    if cpu::applies(x) {
+        x.contiguous()?.apply_op1(MaxPool2)
+    } else {
+        x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+    }
+}
+
+struct MaxPool2;
+
+impl MaxPool2 {
+    /// Calls `visit(window, first)` for every 2×2 window of a plane `[h, w]`, in output
+    /// order, with the plane index of the window's first maximum (row-major).
+    fn windows<T: Float>(plane: &[T], w: usize, mut visit: impl FnMut(usize, usize)) {
+        for (oy, rows) in plane.chunks_exact(2 * w).enumerate() {
+            let (top, bottom) = rows.split_at(w);
+            for ox in 0..w / 2 {
+                let candidates = [
+                    (top[2 * ox], 2 * ox),
+                    (top[2 * ox + 1], 2 * ox + 1),
+                    (bottom[2 * ox], w + 2 * ox),
+                    (bottom[2 * ox + 1], w + 2 * ox + 1),
+                ];
+                let (_, best) =
+                    candidates[1..].iter().fold(
+                        candidates[0],
+                        |best, &c| if c.0 > best.0 { c } else { best },
+                    );
+                visit(oy * (w / 2) + ox, 2 * oy * w + best);
+            }
+        }
+    }
+
+    fn forward<T: Float>(x: &[T], layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let mut y = vec![T::zero(); x.len() / 4];
+        y.par_chunks_mut(h * w / 4)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(y, x)| Self::windows(x, w, |out, best| y[out] = x[best]));
+        Ok((
+            T::to_cpu_storage_owned(y),
+            Shape::from((n, c, h / 2, w / 2)),
+        ))
+    }
+
+    fn backward<T: Float>(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let name = "max pooling";
+        let grad_x = cpu::with_slice(x, name, |x: &[T]| {
+            cpu::with_slice(grad, name, |grad: &[T]| {
+                let mut grad_x = vec![T::zero(); x.len()];
+                grad_x
+                    .par_chunks_mut(h * w)
+                    .zip(x.par_chunks(h * w).zip(grad.par_chunks(h * w / 4)))
+                    .for_each(|(grad_x, (x, grad))| {
+                        Self::windows(x, w, |out, best| grad_x[best] = grad[out])
+                    });
+                grad_x
+            })
+        })??;
+        Tensor::from_vec(grad_x, x.shape(), x.device())
+    }
+}
+
+impl CustomOp1 for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        cpu::with_float!(x.dtype(), "max pooling", T => Self::forward(cpu::slice::<T>(x, layout, name)?, layout))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            cpu::with_float!(x.dtype(), "max pooling", T => Self::backward::<T>(x, grad)?),
+        ))
+    }
+}

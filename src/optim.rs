@@ -4,6 +4,7 @@
 //! moments private; these are written out so that both follow PyTorch's update rules
 //! exactly and their state can be inspected and saved.
 
+use crate::kernels;
 use crate::spec::{AdamwSpec, OptimizerSpec, ScheduleSpec, SgdSpec};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -75,11 +76,13 @@ impl Optimizer {
             let grad = grad.detach();
             slot.steps += 1;
             match &self.spec {
-                OptimizerSpec::Sgd(s) if fused::applies(slot, &grad) => {
-                    fused::sgd(s, self.lr, slot, &grad)?
+                OptimizerSpec::Sgd(s) if fused_applies(slot, &grad) => {
+                    kernels::optim::sgd(s, self.lr, slot.var.as_tensor(), &mut slot.first, &grad)?
                 }
-                OptimizerSpec::Adamw(a) if fused::applies(slot, &grad) => {
-                    fused::adamw(a, self.lr, slot, &grad)?
+                OptimizerSpec::Adamw(a) if fused_applies(slot, &grad) => {
+                    let moments = [&mut slot.first, &mut slot.second];
+                    let w = slot.var.as_tensor();
+                    kernels::optim::adamw(a, self.lr, w, slot.steps, moments, &grad)?
                 }
                 OptimizerSpec::Sgd(s) => sgd_update(s, self.lr, slot, &grad)?,
                 OptimizerSpec::Adamw(a) => adamw_update(a, self.lr, slot, &grad)?,
@@ -206,170 +209,9 @@ fn adamw_update(a: &AdamwSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Resul
     slot.var.set(&(decayed - (update * lr)?)?)
 }
 
-/// The CPU updates as one pass over each buffer, written in place. The tensor form
-/// costs a temporary tensor and a traversal per operation (five to a dozen per
-/// parameter and step); these do the same f32 operations in the same order — candle's
-/// `x * c` is `x * c + 0` — so both forms give the same bits (`tests/optim.rs`).
-mod fused {
-    use super::Slot;
-    use crate::spec::{AdamwSpec, SgdSpec};
-    use candle_core::{bail, CpuStorage, DType, InplaceOp3, Layout, Result, Tensor};
-
-    /// candle's `x * c`, `x / c` and `x + c` for a scalar c: one affine map.
-    fn affine(x: f32, mul: f32, add: f32) -> f32 {
-        x * mul + add
-    }
-
-    fn scale(x: f32, by: f64) -> f32 {
-        affine(x, by as f32, 0.0)
-    }
-
-    /// Whether the parameter, its gradient and its state can be updated here.
-    pub(super) fn applies(slot: &Slot, grad: &Tensor) -> bool {
-        let plain =
-            |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
-        plain(slot.var.as_tensor())
-            && plain(grad)
-            && [&slot.first, &slot.second].into_iter().flatten().all(plain)
-    }
-
-    fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-        match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-            _ => bail!("fused optimiser update: expected contiguous f32 storage"),
-        }
-    }
-
-    fn slice_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Result<&'a mut [f32]> {
-        match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(v), Some((start, end))) => Ok(&mut v[start..end]),
-            _ => bail!("fused optimiser update: expected contiguous f32 storage"),
-        }
-    }
-
-    /// An update of `dst` from two sources, element by element.
-    struct Elementwise<F: Fn(f32, f32, f32) -> f32>(&'static str, F);
-
-    impl<F: Fn(f32, f32, f32) -> f32> InplaceOp3 for Elementwise<F> {
-        fn name(&self) -> &'static str {
-            self.0
-        }
-
-        fn cpu_fwd(
-            &self,
-            dst: &mut CpuStorage,
-            dst_l: &Layout,
-            a: &CpuStorage,
-            a_l: &Layout,
-            b: &CpuStorage,
-            b_l: &Layout,
-        ) -> Result<()> {
-            let (a, b) = (slice(a, a_l)?, slice(b, b_l)?);
-            let dst = slice_mut(dst, dst_l)?;
-            if a.len() != dst.len() || b.len() != dst.len() {
-                bail!("{}: operands of different sizes", self.0);
-            }
-            crate::kernels::cpu::zip_map(dst, [a, b], |d, [a, b]| (self.1)(d, a, b));
-            Ok(())
-        }
-    }
-
-    /// A zero state buffer shaped like the parameter, for the first update.
-    fn state(slot: &mut Option<Tensor>, like: &Tensor) -> Result<(Tensor, bool)> {
-        match slot.take() {
-            Some(t) => Ok((t, false)),
-            None => Ok((like.zeros_like()?, true)),
-        }
-    }
-
-    /// `sgd_update` in place.
-    pub(super) fn sgd(s: &SgdSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
-        let w = slot.var.as_tensor();
-        let coupled = s.weight_decay != 0.0 && !s.decoupled_weight_decay;
-        let decoupled = s.weight_decay != 0.0 && s.decoupled_weight_decay;
-        let (wd, mu) = (s.weight_decay, s.momentum);
-        let decayed = move |g: f32, w: f32| if coupled { g + scale(w, wd) } else { g };
-        if mu == 0.0 {
-            let step = move |w: f32, g: f32, _: f32| {
-                let updated = w - scale(decayed(g, w), lr);
-                if decoupled {
-                    updated - scale(w, lr * wd)
-                } else {
-                    updated
-                }
-            };
-            return w.inplace_op3(grad, grad, &Elementwise("sgd step", step));
-        }
-        let (buf, first) = state(&mut slot.first, w)?;
-        let momentum = move |b: f32, g: f32, w: f32| {
-            let g = decayed(g, w);
-            if first {
-                g
-            } else {
-                scale(b, mu) + g
-            }
-        };
-        buf.inplace_op3(grad, w, &Elementwise("sgd momentum", momentum))?;
-        let nesterov = s.nesterov;
-        let step = move |w: f32, g: f32, b: f32| {
-            let direction = if nesterov {
-                decayed(g, w) + scale(b, mu)
-            } else {
-                b
-            };
-            let updated = w - scale(direction, lr);
-            if decoupled {
-                updated - scale(w, lr * wd)
-            } else {
-                updated
-            }
-        };
-        w.inplace_op3(grad, &buf, &Elementwise("sgd step", step))?;
-        slot.first = Some(buf);
-        Ok(())
-    }
-
-    /// `adamw_update` in place.
-    pub(super) fn adamw(a: &AdamwSpec, lr: f64, slot: &mut Slot, grad: &Tensor) -> Result<()> {
-        let w = slot.var.as_tensor();
-        let steps = slot.steps as i32;
-        let (beta1, beta2) = (a.beta1, a.beta2);
-        let (m, first) = state(&mut slot.first, w)?;
-        let first_moment = move |m: f32, g: f32, _: f32| {
-            if first {
-                scale(g, 1.0 - beta1)
-            } else {
-                scale(m, beta1) + scale(g, 1.0 - beta1)
-            }
-        };
-        m.inplace_op3(grad, grad, &Elementwise("adamw first moment", first_moment))?;
-        let (v, first) = state(&mut slot.second, w)?;
-        let second_moment = move |v: f32, g: f32, _: f32| {
-            if first {
-                scale(g * g, 1.0 - beta2)
-            } else {
-                scale(v, beta2) + scale(g * g, 1.0 - beta2)
-            }
-        };
-        v.inplace_op3(
-            grad,
-            grad,
-            &Elementwise("adamw second moment", second_moment),
-        )?;
-        let (c1, c2) = (
-            1.0 / (1.0 - beta1.powi(steps)),
-            1.0 / (1.0 - beta2.powi(steps)),
-        );
-        let (decay, eps) = (1.0 - lr * a.weight_decay, a.eps as f32);
-        let step = move |w: f32, m: f32, v: f32| {
-            let update = scale(m, c1) / affine(scale(v, c2).sqrt(), 1.0, eps);
-            scale(w, decay) - scale(update, lr)
-        };
-        w.inplace_op3(&m, &v, &Elementwise("adamw step", step))?;
-        slot.first = Some(m);
-        slot.second = Some(v);
-        Ok(())
-    }
+/// Whether the in-place CPU update ([`kernels::optim`]) applies to `slot`.
+fn fused_applies(slot: &Slot, grad: &Tensor) -> bool {
+    kernels::optim::applies(slot.var.as_tensor(), grad, [&slot.first, &slot.second])
 }
 
 /// The learning rate at fractional epoch `t` (0 at the start of training, `epochs` at
@@ -442,7 +284,7 @@ mod tests {
             let g = Tensor::new(g.as_slice(), &Device::Cpu).unwrap();
             a.steps += 1;
             b.steps += 1;
-            assert!(fused::applies(&b, &g));
+            assert!(fused_applies(&b, &g));
             update(&mut a, &g).unwrap();
             fused(&mut b, &g).unwrap();
             assert_eq!(
@@ -480,7 +322,7 @@ mod tests {
             };
             same_bits(
                 |slot, g| sgd_update(&s, 0.1, slot, g),
-                |slot, g| fused::sgd(&s, 0.1, slot, g),
+                |slot, g| kernels::optim::sgd(&s, 0.1, slot.var.as_tensor(), &mut slot.first, g),
             );
         }
     }
@@ -494,7 +336,11 @@ mod tests {
             };
             same_bits(
                 |slot, g| adamw_update(&a, 1e-3, slot, g),
-                |slot, g| fused::adamw(&a, 1e-3, slot, g),
+                |slot, g| {
+                    let w = slot.var.as_tensor();
+                    let moments = [&mut slot.first, &mut slot.second];
+                    kernels::optim::adamw(&a, 1e-3, w, slot.steps, moments, g)
+                },
             );
         }
     }

@@ -7,7 +7,7 @@
 //!   the one dtype dispatch every op uses ([`cpu::with_float`]);
 //! - [`dense`], [`conv`] (by [`im2col`] or by kernel [`offsets`]), [`pool`],
 //!   [`batch_norm`], [`residual`]: the layers' ops;
-//! - [`smoothed_ce`]: the loss.
+//! - [`smoothed_ce`]: the loss; [`optim`]: the in-place SGD and AdamW updates.
 
 mod activation;
 pub mod batch_norm;
@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod dense;
 pub mod im2col;
 pub mod offsets;
+pub mod optim;
 pub mod pool;
 pub mod residual;
 pub mod smoothed_ce;

@@ -224,18 +224,15 @@ impl RunDir {
         self.checkpoint_file().with_extension(UNUSABLE_EXTENSION)
     }
 
-    /// The saved weights' path (`save_model`), for messages.
-    pub fn model_file(&self) -> PathBuf {
+    fn model_file(&self) -> PathBuf {
         self.file(MODEL_FILE)
     }
 
-    /// The saved predictions' path, for messages and for `calibrate`.
-    pub fn predictions_file(&self) -> PathBuf {
+    fn predictions_file(&self) -> PathBuf {
         self.file(PREDICTIONS_FILE)
     }
 
-    /// The result file's path, for messages.
-    pub fn result_file(&self) -> PathBuf {
+    fn result_file(&self) -> PathBuf {
         self.file(RESULT_FILE)
     }
 

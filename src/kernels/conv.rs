@@ -9,7 +9,7 @@
 //! - im2col: each image is unfolded into a per-thread buffer and multiplied by the
 //!   weight, which writes its output straight in `[out, h, w]` order, the bias as the
 //!   product's initial value. Backward, the weight gradient is one product per image
-//!   accumulated per thread, the input gradient one product and a col2im;
+//!   accumulated per fixed group of images, the input gradient one product and a col2im;
 //! - kernel offsets ([`ShiftedConv`]), for stride-1 layers with enough channels: k·k
 //!   products over the padded image, with no unfolded copy.
 //!
@@ -29,6 +29,12 @@ pub struct ConvOp {
     pub window: Window,
     pub activation: Activation,
 }
+
+/// Images whose weight gradients one task sums before the tasks' sums are added. Fixed, so
+/// the sum does not depend on the thread count; small enough that a batch of 64 keeps 16
+/// threads busy, large enough that the extra additions (one per weight per group) are a
+/// small fraction of a group's products.
+const IMAGES_PER_PARTIAL: usize = 4;
 
 /// Patch length (`c·k·k`) from which the weight gradient unfolds images patch by patch.
 const LONG_PATCH: usize = 64;
@@ -208,68 +214,34 @@ impl ConvOp {
         let products = d.products(self.window);
         let out_len = d.outputs * d.pixels;
         let image_len: usize = d.image.iter().product();
-        let (grad_w, grad_b) = cpu::with_slice(x, name, |x: &[T]| {
-            g.par_chunks(out_len)
-                .zip(x.par_chunks(image_len))
-                .try_fold(
-                    || {
-                        let sums = (
-                            vec![T::zero(); d.outputs * d.patch],
-                            vec![T::zero(); d.outputs],
-                        );
-                        (sums, vec![T::zero(); products.scratch_len(&d)])
-                    },
-                    |((mut grad_w, mut grad_b), mut scratch), (g, x)| -> Result<_> {
-                        match products {
-                            Products::Im2col => {
-                                // gemm packs the patch operand of this product along
-                                // patches. From the column layout that is a gather, element
-                                // by element, which costs more than writing the patches
-                                // directly once they are long; short ones (a first layer's
-                                // few channels) are cheaper gathered. The threshold is
-                                // measured (`bench models`).
-                                let patches = if d.patch >= LONG_PATCH {
-                                    unfold_patches(x, d.image, self.window, &mut scratch);
-                                    Mat::row_major(scratch.as_slice(), d.pixels, d.patch)
-                                } else {
-                                    unfold(x, d.image, self.window, &mut scratch);
-                                    Mat::row_major(scratch.as_slice(), d.patch, d.pixels).t()
-                                };
-                                cpu::matmul_on_this_thread(
-                                    Mat::row_major(g, d.outputs, d.pixels),
-                                    patches,
-                                    MatMut::row_major(&mut grad_w, d.outputs, d.patch),
-                                    true,
-                                )?;
-                            }
-                            Products::Shifted(conv) => {
-                                let (padded, wide_g) = scratch.split_at_mut(conv.padded_len());
-                                conv.pad(x, padded);
-                                conv.widen(g, wide_g);
-                                conv.add_weight_grad(wide_g, padded, &mut grad_w)?;
+        // Fixed groups of images, each summed on one thread and the groups' sums added in
+        // order: the same additions in the same order at any thread count (rayon's
+        // `fold`/`reduce` would group by how the work was stolen).
+        let partials = cpu::with_slice(x, name, |x: &[T]| {
+            g.par_chunks(out_len * IMAGES_PER_PARTIAL)
+                .zip(x.par_chunks(image_len * IMAGES_PER_PARTIAL))
+                .map_init(
+                    || vec![T::zero(); products.scratch_len(&d)],
+                    |scratch, (g, x)| -> Result<_> {
+                        let mut grad_w = vec![T::zero(); d.outputs * d.patch];
+                        let mut grad_b = vec![T::zero(); d.outputs];
+                        for (g, x) in g.chunks(out_len).zip(x.chunks(image_len)) {
+                            self.add_weight_grad(&d, products, (g, x), scratch, &mut grad_w)?;
+                            for (sum, row) in grad_b.iter_mut().zip(g.chunks(d.pixels)) {
+                                *sum += T::from_f64(cpu::lane_sum(row, |v| v));
                             }
                         }
-                        for (sum, row) in grad_b.iter_mut().zip(g.chunks(d.pixels)) {
-                            *sum += T::from_f64(cpu::lane_sum(row, |v| v));
-                        }
-                        Ok(((grad_w, grad_b), scratch))
+                        Ok((grad_w, grad_b))
                     },
                 )
-                .map(|partial| partial.map(|(sums, _)| sums))
-                .try_reduce(
-                    || {
-                        (
-                            vec![T::zero(); d.outputs * d.patch],
-                            vec![T::zero(); d.outputs],
-                        )
-                    },
-                    |(mut w, mut b), (w2, b2)| {
-                        w.iter_mut().zip(w2).for_each(|(a, b)| *a += b);
-                        b.iter_mut().zip(b2).for_each(|(a, c)| *a += c);
-                        Ok((w, b))
-                    },
-                )
+                .collect::<Result<Vec<_>>>()
         })??;
+        let mut grad_w = vec![T::zero(); d.outputs * d.patch];
+        let mut grad_b = vec![T::zero(); d.outputs];
+        for (w, b) in partials {
+            grad_w.iter_mut().zip(w).for_each(|(sum, v)| *sum += v);
+            grad_b.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
+        }
         let grad_x = if x.track_op() {
             let mut grad_x = vec![T::zero(); d.batch * image_len];
             cpu::with_slice(w, name, |w: &[T]| {
@@ -316,6 +288,46 @@ impl ConvOp {
             Tensor::from_vec(grad_w, w.shape(), x.device())?,
             grad_b,
         ))
+    }
+
+    /// Adds one image's weight gradient (`g`, the gradient at its output, and `x`, the
+    /// image) onto `grad_w`.
+    fn add_weight_grad<T: Float>(
+        &self,
+        d: &Dims,
+        products: Products,
+        (g, x): (&[T], &[T]),
+        scratch: &mut [T],
+        grad_w: &mut [T],
+    ) -> Result<()> {
+        match products {
+            Products::Im2col => {
+                // gemm packs the patch operand of this product along patches. From the
+                // column layout that is a gather, element by element, which costs more than
+                // writing the patches directly once they are long; short ones (a first
+                // layer's few channels) are cheaper gathered. The threshold is measured
+                // (`bench models`).
+                let patches = if d.patch >= LONG_PATCH {
+                    unfold_patches(x, d.image, self.window, scratch);
+                    Mat::row_major(&*scratch, d.pixels, d.patch)
+                } else {
+                    unfold(x, d.image, self.window, scratch);
+                    Mat::row_major(&*scratch, d.patch, d.pixels).t()
+                };
+                cpu::matmul_on_this_thread(
+                    Mat::row_major(g, d.outputs, d.pixels),
+                    patches,
+                    MatMut::row_major(grad_w, d.outputs, d.patch),
+                    true,
+                )
+            }
+            Products::Shifted(conv) => {
+                let (padded, wide_g) = scratch.split_at_mut(conv.padded_len());
+                conv.pad(x, padded);
+                conv.widen(g, wide_g);
+                conv.add_weight_grad(wide_g, padded, grad_w)
+            }
+        }
     }
 
     fn dispatch_forward(

@@ -6,6 +6,7 @@ mod calibration;
 mod cli;
 mod common;
 mod data;
+mod determinism;
 mod loss;
 mod models;
 mod optim;

@@ -3,8 +3,9 @@
 //!
 //! The lock holds the claimant's host, pid, start time and a random token. While the
 //! run trains, a heartbeat thread touches the file every [`HEARTBEAT`]; whoever finds a
-//! lock whose process is gone (same host) or whose heartbeat is older than
-//! [`STALE_AFTER`] (any host) may take it over. A takeover renames the stale file to a
+//! lock whose process is gone (same host), or whose heartbeat is older than
+//! [`STALE_AFTER`] by the clocks or has not changed for that long as this process
+//! watches it (a host whose clock is ahead; any host), may take it over. A takeover renames the stale file to a
 //! unique name and checks that it moved exactly the bytes it judged stale; if another
 //! worker had replaced it in between, the live lock is put back with a hard link (which
 //! never overwrites). The holder checks its token before every write that matters
@@ -17,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub(super) const LOCK_FILE: &str = "lock";
 /// How often a holder touches its lock.
@@ -233,14 +234,52 @@ fn read(path: &Path) -> Result<Option<(Holder, Vec<u8>)>> {
         Err(e) if not_found(&e) => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let age = SystemTime::now()
+    // By the clocks: how long ago the holder's clock says it last beat. Another host's
+    // clock may be ahead (a modification time in the future reads as 0), so the age is
+    // also judged as this process sees it: for how long the lock has not changed.
+    let by_clock = SystemTime::now()
         .duration_since(modified)
         .unwrap_or(Duration::ZERO);
+    let unchanged = OBSERVED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unchanged_for(path, (modified, &bytes), Instant::now());
     let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
-    Ok(Some((judge(info, age), bytes)))
+    Ok(Some((judge(info, by_clock.max(unchanged)), bytes)))
 }
 
-/// Whether a lock with `info`, last touched `age` ago, is still held.
+/// The locks this process has looked at, so that a lock's age can be told without
+/// trusting another host's clock.
+static OBSERVED: Mutex<Observations> = Mutex::new(Observations(Vec::new()));
+
+/// Per lock path: what it last held (modification time and bytes) and since when, on
+/// this process's monotonic clock.
+struct Observations(Vec<(PathBuf, (SystemTime, Vec<u8>), Instant)>);
+
+impl Observations {
+    /// For how long the lock at `path` has been seen holding `state` unchanged (zero
+    /// when it is new or has changed since the last look).
+    fn unchanged_for(&mut self, path: &Path, state: (SystemTime, &[u8]), now: Instant) -> Duration {
+        let (modified, bytes) = state;
+        match self.0.iter_mut().find(|(p, ..)| p == path) {
+            Some((_, seen, since)) if seen.0 == modified && seen.1 == bytes => {
+                now.saturating_duration_since(*since)
+            }
+            Some((_, seen, since)) => {
+                *seen = (modified, bytes.to_vec());
+                *since = now;
+                Duration::ZERO
+            }
+            None => {
+                self.0
+                    .push((path.to_path_buf(), (modified, bytes.to_vec()), now));
+                Duration::ZERO
+            }
+        }
+    }
+}
+
+/// Whether a lock with `info`, not touched for `age`, is still held.
 fn judge(info: Option<LockInfo>, age: Duration) -> Holder {
     if let Some(i) = &info {
         if Some(&i.host) == hostname().as_ref() && !process_alive(i.pid) {
@@ -426,6 +465,39 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(claimed(dir.path()));
+    }
+
+    #[test]
+    fn a_lock_dated_in_the_future_goes_stale_once_it_stops_changing() {
+        // Another host's clock is a day ahead: by the clocks its lock is never old.
+        let day_ahead = SystemTime::now() + Duration::from_secs(86_400);
+        let path = Path::new("/results/x/run/lock");
+        let start = Instant::now();
+        let mut seen = Observations(Vec::new());
+        assert_eq!(
+            seen.unchanged_for(path, (day_ahead, b"a"), start),
+            Duration::ZERO
+        );
+        let later = start + STALE_AFTER / 2;
+        assert_eq!(
+            seen.unchanged_for(path, (day_ahead, b"a"), later),
+            STALE_AFTER / 2
+        );
+        // A heartbeat (a new modification time) makes it fresh again.
+        let beat = day_ahead + HEARTBEAT;
+        assert_eq!(
+            seen.unchanged_for(path, (beat, b"a"), later),
+            Duration::ZERO
+        );
+        let silent = later + STALE_AFTER + Duration::from_secs(1);
+        let age = seen.unchanged_for(path, (beat, b"a"), silent);
+        assert!(matches!(judge(None, age), Holder::Stale { .. }), "{age:?}");
+        // Another path is judged on its own.
+        let other = Path::new("/results/x/other/lock");
+        assert_eq!(
+            seen.unchanged_for(other, (beat, b"a"), silent),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -15,6 +15,39 @@ pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX)
 }
 
+/// How old a temporary file must be before [`remove_abandoned`] takes it for a dead
+/// writer's: an atomic write takes milliseconds, so a minute is far beyond any live one.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files of `file` (in its directory) that a writer killed
+/// mid-write left behind, where no lock says whether a writer is still at work (a
+/// live writer's file is younger than [`ABANDONED_AFTER`]). Best effort: a file that
+/// cannot be removed is left.
+pub fn remove_abandoned(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let entry_name = entry_name.to_string_lossy();
+        let old = || {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > ABANDONED_AFTER)
+        };
+        if entry_name.starts_with(&prefix) && is_temporary(&entry_name) && old() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(value).context("serialising JSON")?;

@@ -5,7 +5,6 @@
 
 use super::images::{exists, read_full, MissingFiles, Part, RawImages};
 use anyhow::{bail, Context, Result};
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -53,8 +52,9 @@ impl Format {
 /// Shape `[3, 32, 32]`.
 ///
 /// No file of the part in either place → root error [`MissingFiles`]; some but not all
-/// of the training batches → an error naming the missing ones.
-pub fn read_cifar10(dir: &Path, part: Part) -> Result<RawImages> {
+/// of the training batches → an error naming the missing ones. With `limit`, only the
+/// first `limit` records are read.
+pub fn read_cifar10(dir: &Path, part: Part, limit: Option<usize>) -> Result<RawImages> {
     let names: Vec<String> = match part {
         Part::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
         Part::Test => vec!["test_batch.bin".to_string()],
@@ -65,14 +65,19 @@ pub fn read_cifar10(dir: &Path, part: Part) -> Result<RawImages> {
         labels: &[("label", 10)],
         pick: 0,
     };
-    read_records(&locate(dir, &names, &format)?, &format)
+    read_records(&locate(dir, &names, &format)?, &format, limit)
 }
 
 /// CIFAR-100 binary format: `train.bin` / `test.bin` in `dir` or
 /// `dir/cifar-100-binary/`. Records: coarse label byte, fine label byte, 3072 pixel
 /// bytes. Fine labels < 100, coarse < 20 (both are checked, whichever is returned).
 /// Shape `[3, 32, 32]`. No file in either place → root error [`MissingFiles`].
-pub fn read_cifar100(dir: &Path, part: Part, labels: Cifar100Labels) -> Result<RawImages> {
+pub fn read_cifar100(
+    dir: &Path,
+    part: Part,
+    labels: Cifar100Labels,
+    limit: Option<usize>,
+) -> Result<RawImages> {
     let name = match part {
         Part::Train => "train.bin",
         Part::Test => "test.bin",
@@ -86,7 +91,7 @@ pub fn read_cifar100(dir: &Path, part: Part, labels: Cifar100Labels) -> Result<R
             Cifar100Labels::Fine => 1,
         },
     };
-    read_records(&locate(dir, &[name.to_string()], &format)?, &format)
+    read_records(&locate(dir, &[name.to_string()], &format)?, &format, limit)
 }
 
 /// The paths of `names`, all in `dir` or all in `dir/<subdir>` (the first place that
@@ -134,14 +139,18 @@ fn locate(dir: &Path, names: &[String], format: &Format) -> Result<Vec<PathBuf>>
     .into())
 }
 
-/// Reads the records of `files`, concatenated in order.
-fn read_records(files: &[PathBuf], format: &Format) -> Result<RawImages> {
+/// Reads the records of `files`, concatenated in order; with `limit`, only that many
+/// from the start (the files must hold at least that many).
+fn read_records(files: &[PathBuf], format: &Format, limit: Option<usize>) -> Result<RawImages> {
     let record = format.record_len();
     // Sizes first: a malformed file is reported before anything is read, and one
     // allocation then holds all the pixels.
-    let mut counts = Vec::with_capacity(files.len());
+    let mut opened = Vec::with_capacity(files.len());
     for path in files {
-        let len = std::fs::metadata(path)
+        let file = crate::files::open_regular(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
             .with_context(|| format!("reading the size of {}", path.display()))?
             .len();
         let len = usize::try_from(len)
@@ -163,16 +172,50 @@ fn read_records(files: &[PathBuf], format: &Format) -> Result<RawImages> {
                 len % record
             );
         }
-        counts.push(len / record);
+        opened.push((file, len / record));
     }
+    let held: usize = opened.iter().map(|(_, count)| count).sum();
+    let total = limit.unwrap_or(held);
+    if total > held {
+        bail!(
+            "{}: hold{} {held} records, fewer than the {total} asked for",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if files.len() == 1 { "s" } else { "" }
+        );
+    }
+    crate::memory::ensure_fits(
+        || {
+            format!(
+                "{}: {total} images of {PIXELS} bytes are",
+                files[0].display()
+            )
+        },
+        (total * PIXELS) as u64,
+    )?;
+    // What the limit leaves of each file.
+    let mut left = total;
+    let counts: Vec<usize> = opened
+        .iter()
+        .map(|&(_, count)| {
+            let take = count.min(left);
+            left -= take;
+            take
+        })
+        .collect();
     let total: usize = counts.iter().sum();
     let mut pixels = vec![0u8; total * PIXELS];
     let mut labels = Vec::with_capacity(total);
     let mut chunks = pixels.chunks_exact_mut(PIXELS);
     let mut label_bytes = [0u8; 2];
     let label_bytes = &mut label_bytes[..format.labels.len()];
-    for (path, &count) in files.iter().zip(&counts) {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for ((path, (file, held)), &count) in files.iter().zip(opened).zip(&counts) {
+        if count == 0 {
+            break;
+        }
         let mut reader = BufReader::with_capacity(1 << 16, file);
         for i in 0..count {
             let offset = i * record;
@@ -197,6 +240,9 @@ fn read_records(files: &[PathBuf], format: &Format) -> Result<RawImages> {
                 }
             }
             labels.push(u32::from(label_bytes[format.pick]));
+        }
+        if count < held {
+            continue;
         }
         // The size was taken before reading: data appended since must not be ignored.
         let mut probe = [0u8; 1];

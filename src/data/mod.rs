@@ -104,6 +104,31 @@ pub struct HostDataset {
     pub classes: usize,
 }
 
+/// The size of a data set, as a run would see it (its subsets applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extent {
+    /// Training samples, the validation split included.
+    pub train: usize,
+    pub test: usize,
+    pub sample_shape: Vec<usize>,
+    pub classes: usize,
+}
+
+/// Checks that the data set `spec` asks for is there and readable (reading image files
+/// in full, or downloading them once when they are missing), and returns its size. What
+/// a run's [`load`] then reads has been read once already.
+pub fn check(spec: &DatasetSpec) -> Result<Extent> {
+    match spec {
+        DatasetSpec::Synthetic(s) => Ok(Extent {
+            train: s.train_size,
+            test: s.test_size,
+            sample_shape: s.shape.clone().unwrap_or_else(|| vec![s.features]),
+            classes: s.classes,
+        }),
+        image => vision::check(image),
+    }
+}
+
 /// Builds the data set a run asks for and moves it to `device`.
 pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
     let host = match spec {

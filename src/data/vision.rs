@@ -34,44 +34,87 @@ fn classes(spec: &DatasetSpec) -> usize {
 /// Reads (or downloads) the training and test images of `spec`, applies the subsets and
 /// normalises every pixel to `(p/255 − mean_c) / std_c`.
 pub fn load(spec: &DatasetSpec) -> Result<HostDataset> {
-    let files = spec.files().expect("an image data set");
-    let (train, test) = read_or_download(
-        spec,
-        &files.dir,
-        read_part(spec, &files.dir, Part::Train),
-        read_part(spec, &files.dir, Part::Test),
-        || download(spec),
-        |part, raw| cache(spec, &files.dir, part, raw),
-    )?;
+    let (train, test) = read(spec)?;
     let (mean, std) = normalisation(spec);
     Ok(HostDataset {
-        train: normalise(
-            &subset(train, files.train_subset, "train_subset")?,
-            mean,
-            std,
-        ),
-        test: normalise(&subset(test, files.test_subset, "test_subset")?, mean, std),
+        train: normalise(&train, mean, std),
+        test: normalise(&test, mean, std),
         classes: classes(spec),
     })
 }
 
-fn read_part(spec: &DatasetSpec, dir: &Path, part: Part) -> Result<RawImages> {
-    match spec {
-        DatasetSpec::Mnist(_) | DatasetSpec::FashionMnist(_) => idx::read_mnist(dir, part),
-        DatasetSpec::Cifar10(_) => cifar::read_cifar10(dir, part),
+/// What [`load`] would load, read and checked but not kept.
+pub fn check(spec: &DatasetSpec) -> Result<super::Extent> {
+    let (train, test) = read(spec)?;
+    Ok(super::Extent {
+        train: train.len(),
+        test: test.len(),
+        sample_shape: train.shape.to_vec(),
+        classes: classes(spec),
+    })
+}
+
+/// The training and test images of `spec`, read (or downloaded), subsets applied.
+fn read(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
+    let files = spec.files().expect("an image data set");
+    let (train, test) = read_or_download(
+        spec,
+        &files.dir,
+        read_part(
+            spec,
+            &files.dir,
+            Part::Train,
+            files.train_subset,
+            "train_subset",
+        ),
+        read_part(
+            spec,
+            &files.dir,
+            Part::Test,
+            files.test_subset,
+            "test_subset",
+        ),
+        || download(spec),
+        |part, raw| cache(spec, &files.dir, part, raw),
+    )?;
+    Ok((
+        subset(train, files.train_subset, "train_subset")?,
+        subset(test, files.test_subset, "test_subset")?,
+    ))
+}
+
+/// The images of `part`, only the first `limit` of them when a subset is asked for
+/// (`key` names it in messages).
+fn read_part(
+    spec: &DatasetSpec,
+    dir: &Path,
+    part: Part,
+    limit: Option<usize>,
+    key: &str,
+) -> Result<RawImages> {
+    let read = match spec {
+        DatasetSpec::Mnist(_) | DatasetSpec::FashionMnist(_) => idx::read_mnist(dir, part, limit),
+        DatasetSpec::Cifar10(_) => cifar::read_cifar10(dir, part, limit),
         DatasetSpec::Cifar100(s) => {
             let labels = match s.labels {
                 Cifar100LabelsSpec::Fine => Cifar100Labels::Fine,
                 Cifar100LabelsSpec::Coarse => Cifar100Labels::Coarse,
             };
-            cifar::read_cifar100(dir, part, labels)
+            cifar::read_cifar100(dir, part, labels, limit)
         }
         DatasetSpec::Synthetic(_) => unreachable!("synthetic data is generated"),
+    };
+    match (read, limit) {
+        (Err(e), Some(n)) if e.downcast_ref::<MissingFiles>().is_none() => {
+            Err(e.context(format!("dataset.{key} is {n}")))
+        }
+        (read, _) => read,
     }
 }
 
-/// The first `n` samples, in file order.
-fn subset(raw: RawImages, n: Option<usize>, key: &str) -> Result<RawImages> {
+/// The first `n` samples, in file order (a read with a limit already holds just these;
+/// a download holds them all).
+fn subset(mut raw: RawImages, n: Option<usize>, key: &str) -> Result<RawImages> {
     let Some(n) = n else { return Ok(raw) };
     if n > raw.len() {
         bail!(
@@ -80,11 +123,9 @@ fn subset(raw: RawImages, n: Option<usize>, key: &str) -> Result<RawImages> {
         );
     }
     let d: usize = raw.shape.iter().product();
-    Ok(RawImages {
-        pixels: raw.pixels[..n * d].to_vec(),
-        labels: raw.labels[..n].to_vec(),
-        shape: raw.shape,
-    })
+    raw.pixels.truncate(n * d);
+    raw.labels.truncate(n);
+    Ok(raw)
 }
 
 fn normalise(raw: &RawImages, mean: &[f32], std: &[f32]) -> HostSplit {
@@ -172,9 +213,37 @@ fn no_files_error(
         DatasetSpec::Synthetic(_) => unreachable!("synthetic data is generated"),
     };
     anyhow::anyhow!(
-        "{missing}; {download:#}. Put {how} in {}, or point dataset.dir at them",
+        "{missing}; {}. Put {how} in {}, or point dataset.dir at them",
+        said_once(&format!("{download:#}")),
         dir.display()
     )
+}
+
+/// `text` with each repeat of the part before it left out: an error chain whose layers
+/// each quote the one below (the HTTP client's "for url (U)", then the hub's "(U)"),
+/// said once.
+fn said_once(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    let mut joined = parts.join(": ");
+    // " (U) (U)" → " (U)".
+    let mut search = 0;
+    while let Some(open) = joined[search..].find(" (").map(|i| i + search) {
+        let Some(close) = joined[open..].find(')').map(|i| i + open + 1) else {
+            break;
+        };
+        let group = joined[open..close].to_string();
+        if joined[close..].starts_with(&group) {
+            joined.replace_range(close..close + group.len(), "");
+        } else {
+            search = open + 2;
+        }
+    }
+    joined
 }
 
 /// Fetches both parts from the Hugging Face hub through candle-datasets (whose loaders
@@ -272,6 +341,16 @@ mod tests {
 
     fn spec() -> DatasetSpec {
         DatasetSpec::Mnist(MnistSpec::default())
+    }
+
+    #[test]
+    fn a_chain_that_repeats_itself_is_said_once() {
+        assert_eq!(
+            said_once("a: b: b: error for url (https://x/y) (https://x/y). More (z)"),
+            "a: b: error for url (https://x/y). More (z)"
+        );
+        assert_eq!(said_once("plain"), "plain");
+        assert_eq!(said_once("unclosed (x"), "unclosed (x");
     }
 
     #[test]

@@ -35,9 +35,10 @@ pub enum Outcome {
     Failed {
         reason: String,
     },
-    /// Planned, without a result yet: `pending`, `running` or `stale`.
+    /// Planned, without a usable result yet: `pending`, `running` or `stale`, or the
+    /// reason its result file is damaged.
     Missing {
-        state: &'static str,
+        state: String,
     },
 }
 
@@ -101,12 +102,20 @@ fn collect_experiment(dir: &ExperimentDir, collected: &mut Collected) -> Result<
     let statuses = status::collect(&plan, &dir)?;
     for (run, row) in plan.runs.iter().zip(statuses) {
         let run_dir = dir.run(&run.id);
+        let missing = |state: &str| Outcome::Missing {
+            state: match &row.inspection.unreadable_result {
+                Some(reason) => {
+                    format!("{state}; damaged result, the next run redoes it: {reason}")
+                }
+                None => state.to_string(),
+            },
+        };
         let outcome = match row.inspection.state {
             RunState::Done => Outcome::Completed(Box::new(run_dir.read_result()?)),
             RunState::Failed { reason } => Outcome::Failed { reason },
-            RunState::Running { .. } => Outcome::Missing { state: "running" },
-            RunState::Stale { .. } => Outcome::Missing { state: "stale" },
-            RunState::Pending => Outcome::Missing { state: "pending" },
+            RunState::Running { .. } => missing("running"),
+            RunState::Stale { .. } => missing("stale"),
+            RunState::Pending => missing("pending"),
         };
         collected.runs.push(ReportRun {
             experiment: name.clone(),

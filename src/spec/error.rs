@@ -4,10 +4,12 @@ use std::path::PathBuf;
 /// nothing was run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{}: cannot read the experiment file: {source}", file.display())]
+    // `cause` is not a `source`: the message holds it, and anyhow's `{:#}` would
+    // print it a second time.
+    #[error("{}: cannot read the experiment file: {cause}", file.display())]
     Io {
         file: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}:{line}:{column}: malformed JSON: {message}", file.display())]
     Syntax {

@@ -24,9 +24,9 @@ use std::path::Path;
 
 /// Reads, parses and validates an experiment file, and expands its sweep.
 pub fn load(path: &Path) -> Result<Plan, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+    let text = crate::files::read_to_string(path).map_err(|cause| SpecError::Io {
         file: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse(path, &text)
 }

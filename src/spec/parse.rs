@@ -13,11 +13,16 @@ pub(super) struct Invalid {
     pub message: String,
 }
 
+/// The most characters of a JSON path and of a message an error shows: serde's messages
+/// quote the offending key or value, which may be megabytes long.
+const MAX_PATH_SHOWN: usize = 200;
+const MAX_MESSAGE_SHOWN: usize = 600;
+
 impl Invalid {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            path: path.into(),
-            message: message.into(),
+            path: elide(path.into(), MAX_PATH_SHOWN),
+            message: elide(message.into(), MAX_MESSAGE_SHOWN),
         }
     }
 
@@ -28,6 +33,22 @@ impl Invalid {
             message: self.message,
         }
     }
+}
+
+/// `text`, or when it is longer than `max` characters its start and end around a note
+/// of how much was left out.
+fn elide(text: String, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    let keep = max / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(count - keep).collect();
+    format!(
+        "{head} … ({} characters left out) … {tail}",
+        count - 2 * keep
+    )
 }
 
 /// Deserialises and validates one whole experiment value.

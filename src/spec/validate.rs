@@ -10,9 +10,19 @@ use crate::calibration::MAX_BINS;
 const MAX_RESNET_DEPTH: usize = 1202;
 const MAX_RESNET_WIDTH: usize = 1024;
 const MAX_MLP_WIDTH: usize = 1 << 16;
+/// Upper bounds on synthetic data: beyond any data set it stands in for (ImageNet-21k
+/// has 21,841 classes; 2²⁴ values are a 4096×4096 image), so that no arithmetic on them
+/// overflows. Whether a run of them fits in memory is checked before it starts.
+const MAX_CLASSES: usize = 100_000;
+const MAX_FEATURES: usize = 1 << 24;
+const MAX_SAMPLES: usize = 1 << 31;
+const MAX_CLUSTERS: usize = 1024;
 /// An experiment name is a directory name, and its runs' logs and ids are built on it;
 /// 100 bytes keep every path component well under the usual 255-byte limit.
 const MAX_NAME_LEN: usize = 100;
+/// Linux's PATH_MAX: a longer path cannot be opened, so it is a mistake, and it would
+/// be copied into every result file.
+const MAX_PATH_LEN: usize = 4096;
 
 fn ensure(ok: bool, path: &str, message: impl FnOnce() -> String) -> Result<(), Invalid> {
     if ok {
@@ -45,12 +55,16 @@ pub(super) fn validate(e: &Experiment) -> Result<(), Invalid> {
 fn dataset(d: &DatasetSpec) -> Result<(), Invalid> {
     match d {
         DatasetSpec::Synthetic(s) => {
-            ensure(s.classes >= 2, "dataset.classes", || {
-                format!("expected at least 2 classes, got {}", s.classes)
-            })?;
-            ensure(s.features >= 1, "dataset.features", || {
-                "expected at least 1 feature, got 0".into()
-            })?;
+            ensure(
+                (2..=MAX_CLASSES).contains(&s.classes),
+                "dataset.classes",
+                || format!("expected 2..={MAX_CLASSES} classes, got {}", s.classes),
+            )?;
+            ensure(
+                (1..=MAX_FEATURES).contains(&s.features),
+                "dataset.features",
+                || format!("expected 1..={MAX_FEATURES} features, got {}", s.features),
+            )?;
             if let Some(shape) = &s.shape {
                 let product = shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
                 ensure(
@@ -65,16 +79,20 @@ fn dataset(d: &DatasetSpec) -> Result<(), Invalid> {
                 )?;
             }
             ensure(
-                s.clusters_per_class >= 1,
+                (1..=MAX_CLUSTERS).contains(&s.clusters_per_class),
                 "dataset.clusters_per_class",
-                || "expected at least 1, got 0".into(),
+                || format!("expected 1..={MAX_CLUSTERS}, got {}", s.clusters_per_class),
             )?;
-            ensure(s.train_size >= 2, "dataset.train_size", || {
-                format!("expected at least 2 samples, got {}", s.train_size)
-            })?;
-            ensure(s.test_size >= 1, "dataset.test_size", || {
-                "expected at least 1 sample, got 0".into()
-            })?;
+            ensure(
+                (2..=MAX_SAMPLES).contains(&s.train_size),
+                "dataset.train_size",
+                || format!("expected 2..={MAX_SAMPLES} samples, got {}", s.train_size),
+            )?;
+            ensure(
+                (1..=MAX_SAMPLES).contains(&s.test_size),
+                "dataset.test_size",
+                || format!("expected 1..={MAX_SAMPLES} samples, got {}", s.test_size),
+            )?;
             ensure(s.class_sep > 0.0, "dataset.class_sep", || {
                 format!("expected a value > 0, got {}", s.class_sep)
             })?;
@@ -101,6 +119,14 @@ fn dataset(d: &DatasetSpec) -> Result<(), Invalid> {
         }
         image => {
             let files = image.files().expect("an image data set");
+            let dir = files.dir.to_string_lossy();
+            ensure(dir.len() <= MAX_PATH_LEN, "dataset.dir", || {
+                format!(
+                    "expected a path of at most {MAX_PATH_LEN} bytes, got {} bytes: {}",
+                    dir.len(),
+                    excerpt(&dir)
+                )
+            })?;
             let val = files.val_fraction;
             ensure(in_unit_interval(val), "dataset.val_fraction", || {
                 format!("expected a value in [0, 1), got {val}")

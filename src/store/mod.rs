@@ -137,6 +137,7 @@ impl ExperimentDir {
         std::fs::create_dir_all(&self.path)
             .with_context(|| format!("creating {}", self.path.display()))?;
         let path = self.experiment_file();
+        atomic::remove_abandoned(&path);
         match std::fs::read_to_string(&path) {
             Ok(existing) if existing == text => return Ok(()),
             Ok(_) => {
@@ -312,8 +313,14 @@ impl RunDir {
             ))
             .into());
         }
-        vars.load(&weights)
-            .with_context(|| format!("loading {}", weights.display()))
+        // A damaged or foreign file is the input's fault, not the program's.
+        vars.load(&weights).map_err(|e| {
+            BadInput(anyhow::anyhow!(
+                "{}: not the weights of this run's model: {e}",
+                weights.display()
+            ))
+            .into()
+        })
     }
 
     // --- checkpoint ---------------------------------------------------------------

@@ -9,6 +9,7 @@
 //! epoch checkpoints, so the same command later continues where this one stopped.
 
 mod console;
+mod preflight;
 mod process;
 pub mod shard;
 pub mod status;
@@ -100,6 +101,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<Summary> {
     // The device first: a device this build cannot use must leave the results untouched.
     let (device, gpu) = resolve_device(options.device.unwrap_or(plan.experiment.device))?;
     let dir = experiment_dir(plan, &options.results);
+    let positions = options.shard.positions(plan.runs.len());
+    preflight::check(plan, &dir, positions, options, device)?;
     dir.create(&plan.text)?;
     let interrupt = interrupt_flag(true)?;
 

@@ -61,6 +61,8 @@ enum Decision {
 enum Skipped {
     Completed,
     Failed(String),
+    /// Its directory could not be used, so nothing could be recorded in it.
+    Unusable(String),
 }
 
 impl<'a> Supervisor<'a> {
@@ -114,7 +116,18 @@ impl<'a> Supervisor<'a> {
                     break;
                 };
                 let first_look = !waiting.iter().any(|&(p, _)| p == position);
-                match self.decide(position)? {
+                // A run whose directory cannot be used (a plain file in its place, no
+                // permission) fails alone; the others still train.
+                let decision = match self.decide(position) {
+                    Ok(decision) => decision,
+                    // Bad input (results of another schema version) stops the sweep.
+                    Err(e) if crate::exit_code(&e) == 2 => return Err(e),
+                    Err(e) => {
+                        self.skip(position, Skipped::Unusable(format!("{e:#}")));
+                        continue;
+                    }
+                };
+                match decision {
                     Decision::Skip(skipped) => self.skip(position, skipped),
                     Decision::Busy(holder) => {
                         if first_look {
@@ -262,6 +275,10 @@ impl<'a> Supervisor<'a> {
                 progress::println(&format!(
                     "{label}: failed earlier, skipped (--retry-failed reruns it): {reason}"
                 ));
+                self.summary.failed.push((id, reason));
+            }
+            Skipped::Unusable(reason) => {
+                progress::println(&format!("{label}: FAILED: {reason}"));
                 self.summary.failed.push((id, reason));
             }
         }

@@ -89,7 +89,10 @@ fn a_resnet_trains_bit_identically_at_any_thread_count() {
 #[test]
 fn a_convolutional_run_killed_mid_epoch_resumes_bit_identically_with_other_threads() {
     let ws = Workspace::new();
-    let file = ws.write("det.json", &experiment(r#"{ "name": "lenet5" }"#, &[1, 28, 28]));
+    let file = ws.write(
+        "det.json",
+        &experiment(r#"{ "name": "lenet5" }"#, &[1, 28, 28]),
+    );
     let uninterrupted = predictions(&ws, &file, "uninterrupted", "1");
 
     // Killed (SIGKILL to its process group, as `kill -9` of a sweep) at the 12th step,

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod data;
 mod determinism;
+mod hostile;
 mod loss;
 mod models;
 mod optim;

@@ -218,7 +218,7 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
         (
             r#"{"name": "x", "dataset": {"name": "synthetic", "classes": 1}}"#,
             "`dataset.classes`",
-            "at least 2",
+            "expected 2..=100000 classes, got 1",
         ),
         (
             r#"{"name": "x", "model": {"name": "mlp", "hidden": [64, 0]}}"#,

@@ -20,7 +20,7 @@ pub(super) enum ElementType {
 }
 
 impl ElementType {
-    fn size(&self) -> Option<usize> {
+    pub(super) fn size(&self) -> Option<usize> {
         match self {
             Self::Float32 => Some(4),
             Self::Float64 => Some(8),

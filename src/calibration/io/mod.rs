@@ -24,7 +24,6 @@ mod npy;
 mod npz;
 mod safetensors_file;
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -93,7 +92,8 @@ pub fn read_validation_predictions(path: &Path) -> Result<Predictions> {
 
 fn read_first_split(path: &Path, splits: &[&str]) -> Result<Predictions> {
     let format = Format::from_path(path)?;
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes =
+        crate::files::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_splits(&bytes, format, splits)
         .with_context(|| format!("invalid predictions in {}", path.display()))
 }

@@ -5,6 +5,8 @@
 //! header that is a Python dict literal with the keys `descr`,
 //! `fortran_order` and `shape`, and then the raw elements.
 
+use std::io::Read;
+
 use anyhow::{bail, ensure, Context, Result};
 
 use super::array::{ElementType, RawArray};
@@ -29,6 +31,86 @@ pub(super) fn parse_npy(bytes: &[u8]) -> Result<RawArray<'_>> {
         shape: header.shape,
         data,
     })
+}
+
+/// The most header text read from a stream: numpy writes headers of a few hundred
+/// bytes, and a longer one is damage, not an array.
+const MAX_HEADER: usize = 1 << 16;
+
+/// Reads one `.npy` array from `reader` (a member of an archive), no more than its
+/// header describes: the bytes of a whole `.npy` file, for [`parse_npy`]. A member that
+/// inflates to more than its header's shape and dtype hold is an error once the first
+/// surplus byte arrives, not after it has all been decompressed.
+pub(super) fn read_npy(mut reader: impl Read) -> Result<Vec<u8>> {
+    let mut bytes = vec![0u8; MAGIC.len() + 2];
+    reader
+        .read_exact(&mut bytes)
+        .context("not a .npy array: shorter than its magic and version")?;
+    ensure!(
+        bytes.starts_with(MAGIC),
+        "not a .npy array: it does not start with \\x93NUMPY"
+    );
+    let length_bytes = match bytes[MAGIC.len()] {
+        1 => 2,
+        2 | 3 => 4,
+        major => bail!(
+            "unsupported .npy format version {major}.{}",
+            bytes[MAGIC.len() + 1]
+        ),
+    };
+    let mut length = [0u8; 4];
+    reader
+        .read_exact(&mut length[..length_bytes])
+        .context(".npy header is truncated")?;
+    bytes.extend_from_slice(&length[..length_bytes]);
+    let header_length = u32::from_le_bytes(length) as usize;
+    ensure!(
+        header_length <= MAX_HEADER,
+        ".npy header declares {header_length} bytes, more than the {MAX_HEADER} a header can need"
+    );
+    let start = bytes.len();
+    bytes.resize(start + header_length, 0);
+    reader
+        .read_exact(&mut bytes[start..])
+        .context(".npy header is truncated")?;
+    let header = std::str::from_utf8(&bytes[start..]).context(".npy header is not text")?;
+    let header = parse_header(header)?;
+    // An unsupported dtype is reported by the decoder; its data is not needed for that.
+    let Some(element) = element_type(&header.descr).size() else {
+        return Ok(bytes);
+    };
+    let data_len = header
+        .shape
+        .iter()
+        .try_fold(element, |n, &d| n.checked_mul(d))
+        .with_context(|| {
+            format!(
+                "shape {:?} describes more bytes than fit in memory",
+                header.shape
+            )
+        })?;
+    let start = bytes.len();
+    // Capacity for what arrives, not for what the header claims.
+    bytes.reserve(data_len.min(64 << 20));
+    (&mut reader)
+        .take(data_len as u64)
+        .read_to_end(&mut bytes)
+        .context("reading the array's data")?;
+    if bytes.len() - start < data_len {
+        // Truncated: the decoder says so, as it does for every format.
+        return Ok(bytes);
+    }
+    let mut surplus = [0u8; 1];
+    ensure!(
+        reader
+            .read(&mut surplus)
+            .context("reading the array's data")?
+            == 0,
+        "more data than the header's shape {:?} and dtype {} describe ({data_len} bytes)",
+        header.shape,
+        header.descr
+    );
+    Ok(bytes)
 }
 
 /// Splits what follows the magic into header text and data.

@@ -1,13 +1,13 @@
 //! `.npz` archives as written by `numpy.savez` and `numpy.savez_compressed`:
 //! a zip file with one `<name>.npy` member per array.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use anyhow::{Context, Result};
 use zip::ZipArchive;
 
 use super::array::{decode_labels, decode_logits, LogitMatrix, RawArray};
-use super::npy::parse_npy;
+use super::npy::{parse_npy, read_npy};
 use super::Container;
 
 /// An opened `.npz` archive.
@@ -29,11 +29,11 @@ impl<'a> Npz<'a> {
         decode: impl FnOnce(&str, &RawArray<'_>) -> Result<T>,
     ) -> Result<T> {
         let member = format!("{name}.npy");
-        let mut bytes = Vec::new();
-        self.archive
+        let file = self
+            .archive
             .by_name(&member)
-            .and_then(|mut file| Ok(file.read_to_end(&mut bytes)?))
             .with_context(|| format!("cannot read '{member}' from the archive"))?;
+        let bytes = read_npy(file).with_context(|| format!("array '{name}' ('{member}')"))?;
         let raw = parse_npy(&bytes).with_context(|| format!("array '{name}'"))?;
         decode(name, &raw)
     }

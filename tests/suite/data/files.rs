@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 
 // ---------------------------------------------------------------- helpers
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
 
 /// A valid IDX file of unsigned bytes.
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+pub(super) fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
     for d in dims {
         bytes.extend_from_slice(&d.to_be_bytes());
@@ -31,7 +31,7 @@ fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
 }
 
 /// Pixels that do not compress to nothing, so a gzip stream has a body to corrupt.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
+pub(super) fn noise(len: usize, seed: u32) -> Vec<u8> {
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..len)
         .map(|_| {
@@ -43,18 +43,18 @@ fn noise(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn mnist_images(n: usize) -> Vec<u8> {
+pub(super) fn mnist_images(n: usize) -> Vec<u8> {
     idx(&[n as u32, 28, 28], &noise(n * 784, 7))
 }
 
-fn mnist_labels(n: usize) -> Vec<u8> {
+pub(super) fn mnist_labels(n: usize) -> Vec<u8> {
     idx(
         &[n as u32],
         &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>(),
     )
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(super) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, bytes).unwrap();
@@ -86,7 +86,7 @@ fn mnist_dir(n: usize, gz: bool) -> tempfile::TempDir {
 }
 
 /// The full error chain, as `{:#}` prints it.
-fn error_of<T: std::fmt::Debug>(result: anyhow::Result<T>) -> String {
+pub(super) fn error_of<T: std::fmt::Debug>(result: anyhow::Result<T>) -> String {
     format!("{:#}", result.expect_err("expected an error"))
 }
 
@@ -106,7 +106,7 @@ fn cifar_record(labels: &[u8], seed: u8) -> Vec<u8> {
     record
 }
 
-fn cifar10_batch(labels: &[u8], first_seed: u8) -> Vec<u8> {
+pub(super) fn cifar10_batch(labels: &[u8], first_seed: u8) -> Vec<u8> {
     labels
         .iter()
         .enumerate()
@@ -116,7 +116,7 @@ fn cifar10_batch(labels: &[u8], first_seed: u8) -> Vec<u8> {
 
 /// Writes the five training batches (2 records each, labels 0..10 in order) and a
 /// test batch into `dir/sub`.
-fn cifar10_dir(sub: &str) -> tempfile::TempDir {
+pub(super) fn cifar10_dir(sub: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for b in 0..5u8 {
         let name = format!("{sub}data_batch_{}.bin", b + 1);
@@ -158,7 +158,7 @@ fn real_mnist_test_set() {
         "the real MNIST test set is missing: expected t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in {}",
         dir.display()
     );
-    let raw = read_mnist(dir, Part::Test).unwrap();
+    let raw = read_mnist(dir, Part::Test, None).unwrap();
     assert_eq!(raw.len(), 10_000);
     assert_eq!(raw.shape, [1, 28, 28]);
     assert_eq!(raw.pixels.len(), 10_000 * 784);
@@ -183,9 +183,9 @@ fn real_mnist_test_set() {
             .unwrap();
         write(copy.path(), name, &bytes);
     }
-    assert_eq!(read_mnist(copy.path(), Part::Test).unwrap(), raw);
+    assert_eq!(read_mnist(copy.path(), Part::Test, None).unwrap(), raw);
     // The copy holds no training part: typed, so a caller could download it.
-    let err = read_mnist(copy.path(), Part::Train).unwrap_err();
+    let err = read_mnist(copy.path(), Part::Train, None).unwrap_err();
     assert!(err.downcast_ref::<MissingFiles>().is_some(), "{err:#}");
 }
 
@@ -193,8 +193,8 @@ fn real_mnist_test_set() {
 
 #[test]
 fn small_mnist_reads_the_same_plain_and_gzipped() {
-    let plain = read_mnist(mnist_dir(12, false).path(), Part::Test).unwrap();
-    let gz = read_mnist(mnist_dir(12, true).path(), Part::Test).unwrap();
+    let plain = read_mnist(mnist_dir(12, false).path(), Part::Test, None).unwrap();
+    let gz = read_mnist(mnist_dir(12, true).path(), Part::Test, None).unwrap();
     assert_eq!(plain, gz);
     assert_eq!(plain.len(), 12);
     assert_eq!(plain.shape, [1, 28, 28]);
@@ -210,7 +210,7 @@ fn small_mnist_reads_the_same_plain_and_gzipped() {
         &gzip(&mnist_labels(3)),
     );
     assert_eq!(
-        read_mnist(dir.path(), Part::Train).unwrap().labels,
+        read_mnist(dir.path(), Part::Train, None).unwrap().labels,
         vec![0, 1, 2]
     );
 }
@@ -228,13 +228,13 @@ fn gzip_is_detected_by_content_not_by_name() {
 fn the_uncompressed_file_wins_when_both_exist() {
     let dir = mnist_dir(4, false);
     write_gz_test_part(dir.path(), &mnist_images(5), &mnist_labels(5));
-    assert_eq!(read_mnist(dir.path(), Part::Test).unwrap().len(), 4);
+    assert_eq!(read_mnist(dir.path(), Part::Test, None).unwrap().len(), 4);
 }
 
 #[test]
 fn missing_mnist_files_are_typed() {
     let dir = tempfile::tempdir().unwrap();
-    let err = read_mnist(dir.path(), Part::Test).unwrap_err();
+    let err = read_mnist(dir.path(), Part::Test, None).unwrap_err();
     let missing = err
         .downcast_ref::<MissingFiles>()
         .expect("MissingFiles as root error");
@@ -261,7 +261,7 @@ fn missing_mnist_files_are_typed() {
         "t10k-images-idx3-ubyte.gz",
         &gzip(&mnist_images(2)),
     );
-    let err = read_mnist(dir.path(), Part::Test).unwrap_err();
+    let err = read_mnist(dir.path(), Part::Test, None).unwrap_err();
     let missing = err.downcast_ref::<MissingFiles>().expect("MissingFiles");
     assert_eq!(
         missing.expected,
@@ -269,7 +269,7 @@ fn missing_mnist_files_are_typed() {
     );
 
     // A directory that does not exist at all.
-    let err = read_mnist(&dir.path().join("nowhere"), Part::Train).unwrap_err();
+    let err = read_mnist(&dir.path().join("nowhere"), Part::Train, None).unwrap_err();
     assert!(err.downcast_ref::<MissingFiles>().is_some());
 }
 
@@ -360,7 +360,7 @@ fn truncated_idx_data() {
         &bytes[..bytes.len() - 100],
     );
     write(dir.path(), "t10k-labels-idx1-ubyte", &mnist_labels(10));
-    let message = error_of(read_mnist(dir.path(), Part::Test));
+    let message = error_of(read_mnist(dir.path(), Part::Test, None));
     println!("{message}");
     assert_contains(
         &message,
@@ -413,7 +413,7 @@ fn trailing_idx_bytes() {
 fn image_label_count_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     write_gz_test_part(dir.path(), &mnist_images(5), &mnist_labels(4));
-    let message = error_of(read_mnist(dir.path(), Part::Test));
+    let message = error_of(read_mnist(dir.path(), Part::Test, None));
     println!("{message}");
     assert_contains(
         &message,
@@ -433,7 +433,7 @@ fn wrong_image_size_or_rank() {
         &idx(&[4, 32, 32], &[0; 4 * 1024]),
     );
     write(dir.path(), "t10k-labels-idx1-ubyte", &mnist_labels(4));
-    let message = error_of(read_mnist(dir.path(), Part::Test));
+    let message = error_of(read_mnist(dir.path(), Part::Test, None));
     println!("{message}");
     assert_contains(
         &message,
@@ -447,7 +447,7 @@ fn wrong_image_size_or_rank() {
     // The labels and images files swapped.
     write(dir.path(), "t10k-images-idx3-ubyte", &mnist_labels(4));
     write(dir.path(), "t10k-labels-idx1-ubyte", &mnist_images(4));
-    let message = error_of(read_mnist(dir.path(), Part::Test));
+    let message = error_of(read_mnist(dir.path(), Part::Test, None));
     assert_contains(
         &message,
         &[
@@ -462,7 +462,7 @@ fn empty_mnist_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "t10k-images-idx3-ubyte", &mnist_images(0));
     write(dir.path(), "t10k-labels-idx1-ubyte", &mnist_labels(0));
-    let message = error_of(read_mnist(dir.path(), Part::Test));
+    let message = error_of(read_mnist(dir.path(), Part::Test, None));
     assert_contains(&message, &["t10k-images-idx3-ubyte", "holds 0 images"]);
 }
 
@@ -479,7 +479,7 @@ fn mnist_label_out_of_range() {
         };
         write(dir.path(), name, &bytes);
         write(dir.path(), "t10k-images-idx3-ubyte", &mnist_images(6));
-        let message = error_of(read_mnist(dir.path(), Part::Test));
+        let message = error_of(read_mnist(dir.path(), Part::Test, None));
         println!("{message}");
         assert_contains(
             &message,
@@ -614,10 +614,10 @@ fn cifar10_batches_in_order_and_test_batch() {
     for sub in ["", "cifar-10-batches-bin/"] {
         let dir = cifar10_dir(sub);
         assert_eq!(
-            read_cifar10(dir.path(), Part::Train).unwrap(),
+            read_cifar10(dir.path(), Part::Train, None).unwrap(),
             expected_cifar10_train()
         );
-        let test = read_cifar10(dir.path(), Part::Test).unwrap();
+        let test = read_cifar10(dir.path(), Part::Test, None).unwrap();
         assert_eq!(test.labels, vec![9, 3, 0]);
         assert_eq!(test.shape, [3, 32, 32]);
         assert_eq!(&test.pixels[3072..6144], &cifar_record(&[], 101)[..]);
@@ -627,7 +627,7 @@ fn cifar10_batches_in_order_and_test_batch() {
 #[test]
 fn cifar10_missing_files_are_typed() {
     let dir = tempfile::tempdir().unwrap();
-    let err = read_cifar10(dir.path(), Part::Test).unwrap_err();
+    let err = read_cifar10(dir.path(), Part::Test, None).unwrap_err();
     println!("{err:#}");
     let missing = err
         .downcast_ref::<MissingFiles>()
@@ -637,12 +637,12 @@ fn cifar10_missing_files_are_typed() {
         missing.expected,
         ["test_batch.bin", "cifar-10-batches-bin/test_batch.bin"]
     );
-    let err = read_cifar10(dir.path(), Part::Train).unwrap_err();
+    let err = read_cifar10(dir.path(), Part::Train, None).unwrap_err();
     let missing = err.downcast_ref::<MissingFiles>().expect("MissingFiles");
     assert_eq!(missing.expected.len(), 10);
     assert!(missing.expected.contains(&"data_batch_5.bin".to_string()));
 
-    let err = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine).unwrap_err();
+    let err = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine, None).unwrap_err();
     let missing = err.downcast_ref::<MissingFiles>().expect("MissingFiles");
     assert_eq!(missing.what, "CIFAR-100 binary");
     assert_eq!(
@@ -655,7 +655,7 @@ fn cifar10_missing_files_are_typed() {
 fn cifar10_partial_training_set() {
     let dir = cifar10_dir("cifar-10-batches-bin/");
     std::fs::remove_file(dir.path().join("cifar-10-batches-bin/data_batch_3.bin")).unwrap();
-    let err = read_cifar10(dir.path(), Part::Train).unwrap_err();
+    let err = read_cifar10(dir.path(), Part::Train, None).unwrap_err();
     assert!(err.downcast_ref::<MissingFiles>().is_none());
     let message = format!("{err:#}");
     println!("{message}");
@@ -668,7 +668,7 @@ fn cifar10_partial_training_set() {
         ],
     );
     // The test part is complete, and still reads.
-    assert_eq!(read_cifar10(dir.path(), Part::Test).unwrap().len(), 3);
+    assert_eq!(read_cifar10(dir.path(), Part::Test, None).unwrap().len(), 3);
 }
 
 #[test]
@@ -677,7 +677,7 @@ fn cifar_size_not_a_multiple_of_the_record() {
     let mut bytes = cifar10_batch(&[1, 2, 3], 5);
     bytes.truncate(bytes.len() - 100);
     let path = write(dir.path(), "test_batch.bin", &bytes);
-    let message = error_of(read_cifar10(dir.path(), Part::Test));
+    let message = error_of(read_cifar10(dir.path(), Part::Test, None));
     println!("{message}");
     assert_contains(
         &message,
@@ -690,7 +690,12 @@ fn cifar_size_not_a_multiple_of_the_record() {
     let mut bytes = cifar_record(&[1, 2], 3);
     bytes.push(0);
     write(dir.path(), "cifar-100-binary/test.bin", &bytes);
-    let message = error_of(read_cifar100(dir.path(), Part::Test, Cifar100Labels::Fine));
+    let message = error_of(read_cifar100(
+        dir.path(),
+        Part::Test,
+        Cifar100Labels::Fine,
+        None,
+    ));
     println!("{message}");
     assert_contains(
         &message,
@@ -706,7 +711,7 @@ fn cifar_size_not_a_multiple_of_the_record() {
 fn cifar_empty_file() {
     let dir = cifar10_dir("");
     write(dir.path(), "data_batch_4.bin", &[]);
-    let message = error_of(read_cifar10(dir.path(), Part::Train));
+    let message = error_of(read_cifar10(dir.path(), Part::Train, None));
     println!("{message}");
     assert_contains(&message, &["data_batch_4.bin", "empty file"]);
 }
@@ -715,7 +720,7 @@ fn cifar_empty_file() {
 fn cifar10_bad_label() {
     let dir = cifar10_dir("");
     write(dir.path(), "data_batch_2.bin", &cifar10_batch(&[4, 10], 1));
-    let message = error_of(read_cifar10(dir.path(), Part::Train));
+    let message = error_of(read_cifar10(dir.path(), Part::Train, None));
     println!("{message}");
     assert_contains(
         &message,
@@ -736,14 +741,14 @@ fn cifar100_fine_and_coarse() {
         .collect();
     write(dir.path(), "cifar-100-binary/train.bin", &records);
     write(dir.path(), "test.bin", &records[..3074]);
-    let fine = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine).unwrap();
-    let coarse = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Coarse).unwrap();
+    let fine = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine, None).unwrap();
+    let coarse = read_cifar100(dir.path(), Part::Train, Cifar100Labels::Coarse, None).unwrap();
     assert_eq!(fine.labels, vec![71, 99, 0]);
     assert_eq!(coarse.labels, vec![3, 19, 0]);
     assert_eq!(fine.pixels, coarse.pixels);
     assert_eq!(&fine.pixels[3072..6144], &cifar_record(&[], 2)[..]);
     assert_eq!(fine.shape, [3, 32, 32]);
-    let test = read_cifar100(dir.path(), Part::Test, Cifar100Labels::Coarse).unwrap();
+    let test = read_cifar100(dir.path(), Part::Test, Cifar100Labels::Coarse, None).unwrap();
     assert_eq!(test.labels, vec![3]);
 }
 
@@ -753,7 +758,12 @@ fn cifar100_bad_labels() {
     let mut records = cifar_record(&[1, 2], 1);
     records.extend(cifar_record(&[5, 100], 2));
     write(dir.path(), "train.bin", &records);
-    let message = error_of(read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine));
+    let message = error_of(read_cifar100(
+        dir.path(),
+        Part::Train,
+        Cifar100Labels::Fine,
+        None,
+    ));
     println!("{message}");
     assert_contains(
         &message,
@@ -768,7 +778,12 @@ fn cifar100_bad_labels() {
     records.extend(cifar_record(&[20, 3], 2));
     write(dir.path(), "train.bin", &records);
     // Checked even when the fine labels are asked for: a bad byte means a bad file.
-    let message = error_of(read_cifar100(dir.path(), Part::Train, Cifar100Labels::Fine));
+    let message = error_of(read_cifar100(
+        dir.path(),
+        Part::Train,
+        Cifar100Labels::Fine,
+        None,
+    ));
     println!("{message}");
     assert_contains(
         &message,
@@ -805,7 +820,7 @@ proptest! {
     fn any_cifar_truncation_is_an_error(cut in 0usize..3 * 3073) {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "test_batch.bin", &cifar10_batch(&[1, 2, 3], 1)[..cut]);
-        prop_assert!(read_cifar10(dir.path(), Part::Test).is_err());
+        prop_assert!(read_cifar10(dir.path(), Part::Test, None).is_err());
     }
 
     /// Arbitrary byte damage never panics (it may happen to leave a valid file).
@@ -857,8 +872,9 @@ fn absurd_dims_are_an_error_not_an_allocation() {
             &message,
             &[
                 name,
-                "expected 16000000000000000000 bytes of data after the 12-byte header",
-                "found 3",
+                "its header (dims [4000000000, 4000000000]) describes 16000000.0 TB of data",
+                "more than the",
+                "of memory available",
             ],
         );
     }

@@ -27,8 +27,8 @@ fn split_mnist() -> tempfile::TempDir {
         Path::new(MNIST_DIR).is_dir(),
         "the real MNIST test set is missing: expected t10k-*-ubyte.gz in {MNIST_DIR}"
     );
-    let all =
-        read_mnist(Path::new(MNIST_DIR), Part::Test).expect("reading the real MNIST test set");
+    let all = read_mnist(Path::new(MNIST_DIR), Part::Test, None)
+        .expect("reading the real MNIST test set");
     assert_eq!(all.len(), 10_000);
     let dir = tempfile::tempdir().unwrap();
     write_mnist(dir.path(), Part::Train, &take(&all, 0..8_000)).unwrap();

@@ -2,6 +2,7 @@
 //! readers, image data sets as a run sees them, and training on the real MNIST.
 
 mod files;
+mod hostile;
 mod mnist_training;
 mod synthetic;
 mod vision;

@@ -1,0 +1,253 @@
+//! How much memory a run needs and how much this machine has: a run that cannot fit is
+//! refused before anything starts, with the figures, instead of aborting mid-way on an
+//! allocation failure.
+
+use crate::data::Extent;
+use crate::spec::{ModelSpec, OptimizerSpec, RunConfig};
+use std::fmt;
+
+/// A byte count, shown in decimal units ("34.2 GB") as `free -h --si` and most
+/// dashboards show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0 as f64;
+        match self.0 {
+            0..1_000 => write!(f, "{} B", self.0),
+            1_000..1_000_000 => write!(f, "{:.1} kB", b / 1e3),
+            1_000_000..1_000_000_000 => write!(f, "{:.1} MB", b / 1e6),
+            1_000_000_000..1_000_000_000_000 => write!(f, "{:.1} GB", b / 1e9),
+            _ => write!(f, "{:.1} TB", b / 1e12),
+        }
+    }
+}
+
+/// Memory this process may still use: the kernel's `MemAvailable`, or what the memory
+/// cgroup (Slurm's `--mem`, a container's limit) leaves, whichever is less. `None` where
+/// neither can be read.
+pub fn available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let system = meminfo.as_deref().and_then(mem_available);
+    [system, cgroup_headroom()].into_iter().flatten().min()
+}
+
+/// An error unless `bytes` fit in the memory available; `what` says what needs them,
+/// e.g. "path: its header (dims [..]) describes".
+pub fn ensure_fits(what: impl FnOnce() -> String, bytes: u64) -> anyhow::Result<()> {
+    match available() {
+        Some(available) if bytes > available => Err(anyhow::anyhow!(
+            "{} {} of data, more than the {} of memory available",
+            what(),
+            Bytes(bytes),
+            Bytes(available)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Limit minus usage of this process's memory cgroup (v2, else v1); `None` without a limit.
+fn cgroup_headroom() -> Option<u64> {
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in cgroups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let (limit, usage) = if controllers.is_empty() {
+            let base = format!("/sys/fs/cgroup{path}");
+            (
+                read(&format!("{base}/memory.max")),
+                read(&format!("{base}/memory.current")),
+            )
+        } else if controllers.split(',').any(|c| c == "memory") {
+            let base = format!("/sys/fs/cgroup/memory{path}");
+            (
+                read(&format!("{base}/memory.limit_in_bytes")),
+                read(&format!("{base}/memory.usage_in_bytes")),
+            )
+        } else {
+            continue;
+        };
+        // v1 writes "no limit" as a huge number rounded to the page size.
+        if let (Some(limit), Some(usage)) = (limit, usage) {
+            if limit < 1 << 60 {
+                return Some(limit.saturating_sub(usage));
+            }
+        }
+    }
+    None
+}
+
+/// What a run needs, in bytes, by what holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub data: u64,
+    /// Weights, their gradients, the optimiser's state and the saved copies.
+    pub parameters: u64,
+    /// The largest batch's intermediate values (and their gradients, in training).
+    pub activations: u64,
+}
+
+impl Estimate {
+    pub fn total(&self) -> u64 {
+        self.data
+            .saturating_add(self.parameters)
+            .saturating_add(self.activations)
+    }
+}
+
+impl fmt::Display for Estimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "about {} (data {}, parameters with their gradients and optimiser state {}, activations {})",
+            Bytes(self.total()),
+            Bytes(self.data),
+            Bytes(self.parameters),
+            Bytes(self.activations)
+        )
+    }
+}
+
+/// f32 throughout.
+const VALUE: f64 = 4.0;
+
+/// A run's memory on the CPU, from its configuration and the size of its data. An
+/// estimate from the model's shape, not a measurement; it errs high (every copy the
+/// loop makes is counted at its peak), since its job is to refuse what cannot fit.
+pub fn estimate(config: &RunConfig, data: &Extent) -> Estimate {
+    let features: usize = data.sample_shape.iter().product();
+    let shape = Shape::of(&config.model, &data.sample_shape, features, data.classes);
+    // Host features, the copies the validation split and the device upload make, and
+    // the raw file data while it is decoded.
+    let samples = (data.train + data.test) as f64;
+    let data_bytes = samples * features as f64 * VALUE * 2.5;
+    // Weights, gradients, the epoch checkpoint's copy, and the optimiser's moments.
+    let moments = match config.optimizer {
+        OptimizerSpec::Sgd(_) => 1.0,
+        OptimizerSpec::Adamw(_) => 2.0,
+    };
+    let parameters = shape.parameters * VALUE * (3.0 + moments);
+    // Training keeps every layer's output and its gradient for the backward pass;
+    // evaluation only the widest layer's input and output at a time.
+    let training = config.training.batch_size as f64 * shape.activations * VALUE * 2.0;
+    let evaluation = config.training.eval_batch_size as f64 * shape.widest * VALUE * 2.0;
+    Estimate {
+        data: bytes(data_bytes),
+        parameters: bytes(parameters),
+        activations: bytes(training.max(evaluation)),
+    }
+}
+
+fn bytes(x: f64) -> u64 {
+    // `as` saturates: an absurd configuration shows as 18.4 EB, not as a wrapped number.
+    x as u64
+}
+
+/// A model's size per sample, counted in values (f64, so that nothing overflows).
+struct Shape {
+    parameters: f64,
+    /// The values one sample's forward pass produces, over all layers.
+    activations: f64,
+    /// The largest single layer output of one sample.
+    widest: f64,
+}
+
+impl Shape {
+    fn of(model: &ModelSpec, sample_shape: &[usize], features: usize, classes: usize) -> Self {
+        let mut shape = Shape {
+            parameters: 0.0,
+            activations: features as f64,
+            widest: features as f64,
+        };
+        let (channels, h, w) = match *sample_shape {
+            [c, h, w] => (c as f64, h as f64, w as f64),
+            _ => (1.0, 1.0, features as f64),
+        };
+        let dense = |shape: &mut Shape, inputs: f64, outputs: f64| {
+            shape.parameters += (inputs + 1.0) * outputs;
+            shape.layer(outputs);
+        };
+        match model {
+            ModelSpec::Mlp(m) => {
+                let mut inputs = features as f64;
+                for &width in &m.hidden {
+                    dense(&mut shape, inputs, width as f64);
+                    inputs = width as f64;
+                }
+                dense(&mut shape, inputs, classes as f64);
+            }
+            ModelSpec::Lenet5(_) => {
+                // Two 5×5 convolutions (each output plane then pooled 2×2) and three
+                // dense layers, on 28×28 (padded to 32) or 32×32 images.
+                shape.parameters += (channels * 25.0 + 1.0) * 6.0 + (6.0 * 25.0 + 1.0) * 16.0;
+                for plane in [6.0 * 28.0 * 28.0, 6.0 * 14.0 * 14.0, 1600.0, 400.0] {
+                    shape.layer(plane);
+                }
+                dense(&mut shape, 400.0, 120.0);
+                dense(&mut shape, 120.0, 84.0);
+                dense(&mut shape, 84.0, classes as f64);
+            }
+            ModelSpec::Resnet(r) => {
+                let width = r.width as f64;
+                let blocks = r.depth.saturating_sub(2) / 6;
+                // Each 3×3 convolution, its BatchNorm and (per block) the residual sum:
+                // three outputs of the convolution's size.
+                let conv = |shape: &mut Shape, inputs: f64, outputs: f64, pixels: f64| {
+                    shape.parameters += inputs * outputs * 9.0 + 4.0 * outputs;
+                    for _ in 0..3 {
+                        shape.layer(outputs * pixels);
+                    }
+                };
+                conv(&mut shape, channels, width, h * w);
+                let mut inputs = width;
+                for stage in 0..3 {
+                    let outputs = width * f64::from(1 << stage);
+                    let pixels = h * w / f64::from(1 << (2 * stage));
+                    for block in 0..blocks {
+                        let first = if block == 0 { inputs } else { outputs };
+                        conv(&mut shape, first, outputs, pixels);
+                        conv(&mut shape, outputs, outputs, pixels);
+                    }
+                    inputs = outputs;
+                }
+                dense(&mut shape, inputs, classes as f64);
+            }
+        }
+        shape
+    }
+
+    fn layer(&mut self, values: f64) {
+        self.activations += values;
+        self.widest = self.widest.max(values);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(Bytes(999).to_string(), "999 B");
+        assert_eq!(Bytes(34_200_000_000).to_string(), "34.2 GB");
+        assert_eq!(Bytes(22_900_000_000).to_string(), "22.9 GB");
+        assert_eq!(Bytes(1_500_000).to_string(), "1.5 MB");
+    }
+
+    #[test]
+    fn mem_available_is_read_in_kib() {
+        let meminfo = "MemTotal:       24000000 kB\nMemAvailable:   23589184 kB\n";
+        assert_eq!(mem_available(meminfo), Some(23_589_184 * 1024));
+        assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
+    }
+}

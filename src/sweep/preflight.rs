@@ -1,0 +1,85 @@
+//! What is checked once before any run of a sweep starts: every distinct data set of
+//! the runs to train is read (a wrong `dataset.dir` is one message and exit 2, not a
+//! failed record per run), and every run must fit in the memory this machine has.
+//! Failing either leaves the results directory as it was.
+
+use super::RunOptions;
+use crate::data::{self, Extent};
+use crate::memory::{self, Bytes};
+use crate::spec::{DatasetSpec, DeviceSpec, Plan, PlannedRun};
+use crate::store::ExperimentDir;
+use crate::BadInput;
+use anyhow::{anyhow, Result};
+
+/// Checks the runs of `positions` that this invocation would train.
+pub(super) fn check(
+    plan: &Plan,
+    dir: &ExperimentDir,
+    positions: impl Iterator<Item = usize>,
+    options: &RunOptions,
+    device: DeviceSpec,
+) -> Result<()> {
+    let runs: Vec<(usize, &PlannedRun)> = positions
+        .map(|p| (p, &plan.runs[p]))
+        .filter(|(_, run)| needs_training(dir, run, options))
+        .collect();
+    let mut extents: Vec<(&DatasetSpec, Extent)> = Vec::new();
+    for (_, run) in &runs {
+        let spec = &run.config.dataset;
+        if !extents.iter().any(|(s, _)| *s == spec) {
+            let extent = data::check(spec).map_err(|e| {
+                BadInput(e.context(format!("checking the {} data set", spec.name())))
+            })?;
+            extents.push((spec, extent));
+        }
+    }
+    let Some(available) = memory::available() else {
+        return Ok(());
+    };
+    let at_once = options.jobs.min(runs.len()).max(1) as u64;
+    for (position, run) in &runs {
+        let extent = &extents
+            .iter()
+            .find(|(s, _)| *s == &run.config.dataset)
+            .expect("every data set was checked")
+            .1;
+        let estimate = memory::estimate(&run.config, extent);
+        // On a GPU the model and its activations live in the GPU's memory; the host
+        // still holds the data.
+        let needed = match device {
+            DeviceSpec::Cuda(_) => estimate.data,
+            _ => estimate.total(),
+        };
+        if needed.saturating_mul(at_once) > available {
+            let jobs = if at_once > 1 {
+                format!(
+                    "; with {at_once} runs at once (--jobs) that is {}",
+                    Bytes(needed.saturating_mul(at_once))
+                )
+            } else {
+                String::new()
+            };
+            return Err(BadInput(anyhow!(
+                "run {}/{} {} needs {estimate}{jobs}, but {} is available; make it smaller (model, batch_size, eval_batch_size, data) or run it where memory is larger",
+                position + 1,
+                plan.runs.len(),
+                run.id,
+                Bytes(available)
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Whether this invocation would train `run` on what is stored now (the supervisor
+/// decides again, under the run's lock, before training it).
+fn needs_training(dir: &ExperimentDir, run: &PlannedRun, options: &RunOptions) -> bool {
+    use crate::store::Stored;
+    match dir.run(&run.id).stored() {
+        Ok(Stored::Completed { .. }) => options.force,
+        Ok(Stored::Failed { .. }) => options.force || options.retry_failed,
+        // An unreadable directory is recorded as failed when its turn comes.
+        _ => true,
+    }
+}

@@ -78,7 +78,7 @@ pub(super) fn save(path: &Path, config: &RunConfig, checkpoint: &Checkpoint) -> 
 /// Reads the checkpoint at `path` if there is one for this `config`. A checkpoint of a
 /// different config or format is an error (the caller decides to start afresh).
 pub(super) fn load(path: &Path, config: &RunConfig, device: &Device) -> Result<Option<Checkpoint>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::files::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -132,7 +132,7 @@ pub struct CheckpointProgress {
 /// read); `None` when there is no checkpoint.
 pub(super) fn peek(path: &Path) -> Result<Option<CheckpointProgress>> {
     use std::io::Read;
-    let mut file = match std::fs::File::open(path) {
+    let mut file = match crate::files::open_regular(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),

@@ -211,7 +211,7 @@ pub fn check_owner(path: &Path, token: &str) -> Result<()> {
         path: path.to_path_buf(),
         what,
     };
-    let text = match std::fs::read(path) {
+    let text = match crate::files::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == ErrorKind::NotFound => Err(lost("the lock is gone".into()))?,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -226,7 +226,7 @@ pub fn check_owner(path: &Path, token: &str) -> Result<()> {
 /// The lock's holder and the exact bytes judged, or `None` if there is no lock.
 fn read(path: &Path) -> Result<Option<(Holder, Vec<u8>)>> {
     let not_found = |e: &std::io::Error| e.kind() == ErrorKind::NotFound;
-    let (bytes, modified) = match std::fs::read(path).and_then(|b| {
+    let (bytes, modified) = match crate::files::read(path).and_then(|b| {
         let modified = std::fs::metadata(path)?.modified()?;
         Ok((b, modified))
     }) {

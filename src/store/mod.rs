@@ -138,7 +138,7 @@ impl ExperimentDir {
             .with_context(|| format!("creating {}", self.path.display()))?;
         let path = self.experiment_file();
         atomic::remove_abandoned(&path);
-        match std::fs::read_to_string(&path) {
+        match crate::files::read_to_string(&path) {
             Ok(existing) if existing == text => return Ok(()),
             Ok(_) => {
                 let aside = self.path.join(format!("experiment.{}.json", stamp()));
@@ -273,7 +273,7 @@ impl RunDir {
     pub fn write_or_check_config(&self, run_id: &str, config: &RunConfig) -> Result<()> {
         let path = self.file(CONFIG_FILE);
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
+            let text = crate::files::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let existing: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
@@ -479,8 +479,8 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
     } else {
         path.to_path_buf()
     };
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let text = crate::files::read_to_string(&file)
+        .with_context(|| format!("reading {}", file.display()))?;
     let not_a_result = || format!("{} is not a smoothlab result file", file.display());
     let value: Value = serde_json::from_str(&text).with_context(not_a_result)?;
     if let Some(found) = value.get("schema_version").and_then(Value::as_u64) {

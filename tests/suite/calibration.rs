@@ -1159,7 +1159,43 @@ fn json_errors() {
     }
 }
 
+/// Arbitrary JSON, its object keys mostly the names a prediction file uses.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        (0u32..12).prop_map(Value::from),
+        "[a-z.]{0,8}".prop_map(Value::from),
+    ];
+    let key = prop_oneof![
+        Just("logits".to_string()),
+        Just("labels".to_string()),
+        Just("test.logits".to_string()),
+        Just("test.labels".to_string()),
+        "[a-z.]{1,8}",
+    ];
+    leaf.prop_recursive(4, 96, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..4)
+                .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
 proptest! {
+    #[test]
+    fn arbitrary_json_values_are_predictions_or_an_error(value in json_value()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        if let Ok(p) = parse_predictions(&bytes, Format::Json, None) {
+            prop_assert_eq!(p.logits().len(), p.len() * p.classes());
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         for format in [Format::Npz, Format::Safetensors, Format::Json] {

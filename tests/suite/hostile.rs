@@ -90,7 +90,7 @@ fn a_fifo_in_place_of_a_data_file_is_refused_without_hanging() {
 #[test]
 fn a_run_that_cannot_fit_in_memory_is_refused_with_the_figures() {
     let ws = Workspace::new();
-    // 65536 × 65536 weights: 17 GB of them, 86 GB with their gradients and state.
+    // 65536 × 65536 weights: 17 GB of them, 69 GB with their gradients and state.
     let file = ws.write(
         "big.json",
         r#"{"name": "big", "dataset": {"name": "synthetic", "features": 8},

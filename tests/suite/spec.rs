@@ -221,6 +221,26 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "expected 2..=100000 classes, got 1",
         ),
         (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "classes": 100001}}"#,
+            "`dataset.classes`",
+            "expected 2..=100000 classes, got 100001",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "features": 16777217}}"#,
+            "`dataset.features`",
+            "expected 1..=16777216 features",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "train_size": 4294967296}}"#,
+            "`dataset.train_size`",
+            "expected 2..=2147483648 samples",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "clusters_per_class": 5000}}"#,
+            "`dataset.clusters_per_class`",
+            "expected 1..=1024, got 5000",
+        ),
+        (
             r#"{"name": "x", "model": {"name": "mlp", "hidden": [64, 0]}}"#,
             "`model.hidden[1]`",
             "in 1..=65536, got 0",

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod query;
 pub mod report;
 pub mod rng;
 pub mod slurm;

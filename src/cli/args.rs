@@ -37,6 +37,13 @@ pub enum Command {
     /// Compare runs: one row per group of runs with the mean ± std over its completed
     /// runs (seeds), failed and missing runs counted; figures and an HTML page on request.
     Report(ReportArgs),
+    /// Ask questions of results: one row per run directory, filtered with --where over
+    /// its flattened keys (config.*, swept.*, metrics.test.*, status, error, ...),
+    /// sorted, with the chosen columns.
+    Runs(RunsArgs),
+    /// Runs side by side: config, metrics (with the difference to the first run),
+    /// history, and where the environment differs.
+    Compare(CompareArgs),
     /// Pictures of trained models.
     #[command(subcommand)]
     Viz(Viz),
@@ -143,6 +150,10 @@ pub struct StatusArgs {
     pub results: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Refresh every SECONDS (default 2) until no run is pending, running or stale: in
+    /// place on a terminal, a line per refresh otherwise.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2", value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch: Option<u64>,
 }
 
 #[derive(Args)]
@@ -206,6 +217,51 @@ pub struct ReportArgs {
     /// Write one self-contained HTML page with the table and the figures.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Only the runs that pass this expression (as in `smoothlab runs --where`).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RunsArgs {
+    /// Experiments' results directories (results/<experiment>), or directories of them.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Only the runs for which this holds, e.g. 'swept.loss.smoothing >= 0.05 and
+    /// metrics.test.ece < 0.03'. Operators: == != < <= > >=, and, or, not, in [..],
+    /// like "glob*", ~ "regex"; values: numbers, "strings", true, false, null (a key a
+    /// run lacks is null).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Sort by these keys, comma-separated; a leading - sorts descending (nulls last).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "[-]KEY,...",
+        allow_hyphen_values = true
+    )]
+    pub sort: Vec<String>,
+    /// Columns: keys or globs (e.g. 'metrics.test.*ece*'), comma-separated. Default: the
+    /// swept keys, status, accuracy, NLL, ECE, ECE after temperature scaling, T.
+    #[arg(long, value_delimiter = ',', value_name = "KEY|GLOB,...")]
+    pub columns: Vec<String>,
+    /// At most this many rows (after sorting).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = report::ReportFormat::Table)]
+    pub format: report::ReportFormat,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Run directories (results/<experiment>/<run-id>); the first is the reference.
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<PathBuf>,
+    /// Only the keys whose values differ between the runs.
+    #[arg(long)]
+    pub only_changed: bool,
+    #[arg(long, value_enum, default_value_t = report::ReportFormat::Table)]
+    pub format: report::ReportFormat,
 }
 
 #[derive(Args)]

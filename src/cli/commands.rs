@@ -3,7 +3,7 @@
 //! input (see [`smoothlab::exit_code`]) and 130 for an interrupted sweep.
 
 use super::args::*;
-use smoothlab::{atomic, bench, device, report, slurm, spec, store, sweep, BadInput};
+use smoothlab::{atomic, bench, device, query, report, slurm, spec, store, sweep, BadInput};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +18,8 @@ pub fn dispatch(command: Command) -> Outcome {
         Command::Show(args) => show(args),
         Command::Calibrate(args) => calibrate(args),
         Command::Report(args) => report(args),
+        Command::Runs(args) => runs(args),
+        Command::Compare(args) => compare(args),
         Command::Viz(Viz::Penultimate(args)) => penultimate(args),
         Command::Bench(Bench::Calibration(args)) => bench_calibration(args),
         Command::Bench(Bench::Models(args)) => bench_models(args),
@@ -69,6 +71,9 @@ fn run(args: RunArgs) -> Outcome {
 
 fn status(args: StatusArgs) -> Outcome {
     let (plan, dir) = sweep::status::open(&args.target, &args.results)?;
+    if let Some(seconds) = args.watch {
+        return watch(&plan, &dir, std::time::Duration::from_secs(seconds));
+    }
     let statuses = sweep::status::collect(&plan, &dir)?;
     match args.format {
         Format::Table => {
@@ -86,6 +91,43 @@ fn status(args: StatusArgs) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status --watch`: the table redrawn in place on a terminal, one summary line per
+/// refresh otherwise (a log), until nothing is left to run.
+fn watch(plan: &spec::Plan, dir: &store::ExperimentDir, every: std::time::Duration) -> Outcome {
+    use std::io::{IsTerminal, Write};
+    let terminal = std::io::stdout().is_terminal();
+    let mut durations = std::collections::HashMap::new();
+    loop {
+        let statuses = sweep::status::collect(plan, dir)?;
+        let eta = sweep::status::eta(dir, &statuses, &mut durations);
+        let now = chrono::Local::now().format("%H:%M:%S");
+        let mut out = std::io::stdout().lock();
+        if terminal {
+            // Home the cursor and clear the screen, then draw the whole table.
+            write!(
+                out,
+                "\x1b[H\x1b[2J{}: {} ({now}, every {} s)\n{}{eta}\n",
+                plan.experiment.name,
+                dir.path().display(),
+                every.as_secs(),
+                sweep::status::table(&statuses)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{now} {}; {eta}",
+                sweep::status::summary_line(&statuses)
+            )?;
+        }
+        out.flush()?;
+        drop(out);
+        if sweep::status::finished(&statuses) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(every);
+    }
 }
 
 fn slurm(args: SlurmArgs) -> Outcome {
@@ -132,8 +174,29 @@ fn report(args: ReportArgs) -> Outcome {
         format: args.format,
         plots: args.plots,
         html: args.html,
+        filter: args.filter,
     };
     print!("{}", report::report(&options)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs(args: RunsArgs) -> Outcome {
+    let rows = query::collect(&args.results)?;
+    let asked = query::runs::Query {
+        filter: args.filter,
+        sort: args.sort,
+        columns: args.columns,
+        limit: args.limit,
+    };
+    print!("{}", query::runs::answer(rows, &asked, args.format)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(args: CompareArgs) -> Outcome {
+    print!(
+        "{}",
+        query::compare::compare(&args.runs, args.only_changed, args.format)?
+    );
     Ok(ExitCode::SUCCESS)
 }
 

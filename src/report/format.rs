@@ -87,6 +87,11 @@ pub fn records(report: &Report) -> Vec<Map<String, Value>> {
 /// RFC 4180 CSV with a header line.
 pub fn csv(report: &Report) -> String {
     let (header, rows) = cells(report);
+    csv_rows(&header, &rows)
+}
+
+/// `header` and `rows` as RFC 4180 CSV.
+pub fn csv_rows(header: &[String], rows: &[Vec<Cell>]) -> String {
     let mut out = header
         .iter()
         .map(|h| csv_field(h))
@@ -154,6 +159,12 @@ fn with_notes(mut out: String, report: &Report, bullet: &str) -> String {
 /// Columns aligned for a terminal, then the failed and missing runs.
 pub fn table(report: &Report) -> String {
     let (header, rows) = text_cells(report);
+    with_notes(aligned(&header, &rows, report.keys.len()), report, "")
+}
+
+/// Columns aligned for a terminal: the first `left` to the left (keys), the rest to the
+/// right (numbers).
+pub fn aligned(header: &[String], rows: &[Vec<String>], left: usize) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
@@ -169,7 +180,7 @@ pub fn table(report: &Report) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(c, (cell, &w))| {
-                if c < report.keys.len() {
+                if c < left {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
@@ -179,16 +190,25 @@ pub fn table(report: &Report) -> String {
             .join("  ");
         text.trim_end().to_string() + "\n"
     };
-    let mut out = line(&header);
-    for row in &rows {
+    let mut out = line(header);
+    for row in rows {
         out += &line(row);
     }
-    with_notes(out, report, "")
+    out
 }
 
 /// A GitHub-flavoured Markdown table, then the failed and missing runs as a list.
 pub fn markdown(report: &Report) -> String {
     let (header, rows) = text_cells(report);
+    with_notes(
+        markdown_rows(&header, &rows, report.keys.len()),
+        report,
+        "- ",
+    )
+}
+
+/// A GitHub-flavoured Markdown table, the first `left` columns aligned left.
+pub fn markdown_rows(header: &[String], rows: &[Vec<String>], left: usize) -> String {
     let escape = |s: &String| s.replace('|', "\\|");
     let line = |cells: &[String]| {
         format!(
@@ -196,10 +216,10 @@ pub fn markdown(report: &Report) -> String {
             cells.iter().map(escape).collect::<Vec<_>>().join(" | ")
         )
     };
-    let mut out = line(&header);
+    let mut out = line(header);
     let align: Vec<String> = (0..header.len())
         .map(|c| {
-            if c < report.keys.len() {
+            if c < left {
                 "---".to_string()
             } else {
                 "---:".to_string()
@@ -207,10 +227,10 @@ pub fn markdown(report: &Report) -> String {
         })
         .collect();
     out += &line(&align);
-    for row in &rows {
+    for row in rows {
         out += &line(row);
     }
-    with_notes(out, report, "- ")
+    out
 }
 
 /// An HTML `<table>` of the same cells (escaped), for the report page.

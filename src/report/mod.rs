@@ -254,13 +254,26 @@ pub struct ReportOptions {
     pub plots: Option<std::path::PathBuf>,
     /// Write the self-contained HTML page here.
     pub html: Option<std::path::PathBuf>,
+    /// Only the runs that pass this `--where` expression ([`crate::query::expr`]).
+    pub filter: Option<String>,
 }
 
 /// `smoothlab report`: groups the runs under `options.dir`, writes the figures and the
 /// page it is asked for, and returns the table in the requested format.
 pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
     use anyhow::Context as _;
-    let collected = summary::collect(&options.dir)?;
+    let mut collected = summary::collect(&options.dir)?;
+    if let Some(filter) = &options.filter {
+        let rows = crate::query::collect(std::slice::from_ref(&options.dir))?;
+        let kept: std::collections::HashSet<String> =
+            crate::query::runs::select(rows.rows, Some(filter))?
+                .iter()
+                .map(|row| super::report::summary::value_text(row.get("dir")))
+                .collect();
+        let passes = |dir: &std::path::Path| kept.contains(&dir.display().to_string());
+        collected.runs.retain(|run| passes(&run.dir));
+        collected.not_in_plan.retain(|dir| passes(dir));
+    }
     let keys = options
         .by
         .clone()

@@ -18,6 +18,7 @@ mod validate;
 pub use error::SpecError;
 pub use plan::{Plan, PlannedRun};
 pub use types::*;
+pub use validate::excerpt;
 
 use serde_json::Value;
 use std::path::Path;

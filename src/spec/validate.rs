@@ -319,7 +319,7 @@ fn evaluation(evaluation: &EvaluationSpec, dataset: &DatasetSpec) -> Result<(), 
 
 /// `"text"`, or its first characters and its length when it is long: messages
 /// never echo a whole huge value.
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     const SHOWN: usize = 40;
     match text.char_indices().nth(SHOWN) {
         None => format!("{text:?}"),

@@ -36,6 +36,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
 use chrono::Utc;
+use serde::Deserialize as _;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -163,12 +164,14 @@ impl ExperimentDir {
     /// Run directories holding a result whose id is not in `planned` (written for an
     /// earlier version of the experiment file), sorted.
     pub fn results_not_in(&self, planned: &[&str]) -> Result<Vec<PathBuf>> {
+        // A set: a sweep of 10,000 runs has as many directories to look up.
+        let planned: std::collections::HashSet<&str> = planned.iter().copied().collect();
         let mut others: Vec<PathBuf> = std::fs::read_dir(&self.path)
             .with_context(|| format!("reading {}", self.path.display()))?
             .filter_map(|e| e.ok())
             .filter(|e| {
                 let name = e.file_name();
-                !planned.contains(&name.to_string_lossy().as_ref())
+                !planned.contains(name.to_string_lossy().as_ref())
                     && e.path().join(RESULT_FILE).is_file()
             })
             .map(|e| e.path())
@@ -259,6 +262,14 @@ impl RunDir {
 
     pub fn read_result(&self) -> Result<RunResult> {
         read_result(&self.path)
+    }
+
+    /// The run's result and its JSON, or `None` while it has none.
+    pub fn result_json(&self) -> Result<Option<(RunResult, Value)>> {
+        if !self.result_file().exists() {
+            return Ok(None);
+        }
+        read_result_json(&self.path).map(Some)
     }
 
     pub fn write_result(&self, result: &RunResult) -> Result<()> {
@@ -474,6 +485,11 @@ impl RunDir {
 
 /// Reads a `result.json`, or the one inside a run directory.
 pub fn read_result(path: &Path) -> Result<RunResult> {
+    read_result_json(path).map(|(result, _)| result)
+}
+
+/// [`read_result`], with the file's JSON as read (for queries over its keys).
+pub fn read_result_json(path: &Path) -> Result<(RunResult, Value)> {
     let file = if path.is_dir() {
         path.join(RESULT_FILE)
     } else {
@@ -488,5 +504,6 @@ pub fn read_result(path: &Path) -> Result<RunResult> {
             return Err(SchemaMismatch { file, found }.into());
         }
     }
-    serde_json::from_value(value).with_context(not_a_result)
+    let result = RunResult::deserialize(&value).with_context(not_a_result)?;
+    Ok((result, value))
 }

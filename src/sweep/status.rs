@@ -108,3 +108,66 @@ pub fn table(statuses: &[StatusRow]) -> String {
     }
     out + &summary_line(statuses) + "\n"
 }
+
+/// The sweep's expected time left, from the completed runs' durations (train and
+/// evaluation time from their results, read once each into `durations`) and how far the
+/// running ones' checkpoints are.
+pub fn eta(
+    dir: &ExperimentDir,
+    statuses: &[StatusRow],
+    durations: &mut std::collections::HashMap<String, f64>,
+) -> String {
+    let mut remaining = 0.0;
+    let mut running = 0usize;
+    for s in statuses {
+        match &s.inspection.state {
+            RunState::Done => {
+                if !durations.contains_key(&s.run_id) {
+                    if let Ok(result) = dir.run(&s.run_id).read_result() {
+                        let t = result.timings.train_seconds + result.timings.eval_seconds;
+                        durations.insert(s.run_id.clone(), t);
+                    }
+                }
+            }
+            RunState::Failed { .. } => {}
+            RunState::Running { .. } => {
+                running += 1;
+                remaining += match s.inspection.checkpoint {
+                    Some(c) if c.epochs > 0 => 1.0 - c.epochs_done as f64 / c.epochs as f64,
+                    _ => 1.0,
+                };
+            }
+            RunState::Stale { .. } | RunState::Pending => remaining += 1.0,
+        }
+    }
+    if remaining == 0.0 {
+        return "nothing left to run".to_string();
+    }
+    if durations.is_empty() {
+        return "time left: known once a run has completed".to_string();
+    }
+    let mean = durations.values().sum::<f64>() / durations.len() as f64;
+    let seconds = mean * remaining / running.max(1) as f64;
+    format!(
+        "time left: about {} ({remaining:.1} run(s) of {mean:.0} s on average, {running} running)",
+        human_duration(seconds)
+    )
+}
+
+/// `42 s`, `7 min`, `3.2 h`.
+fn human_duration(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 5400.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+/// Whether no run is left to train or waiting to be taken over.
+pub fn finished(statuses: &[StatusRow]) -> bool {
+    statuses
+        .iter()
+        .all(|s| matches!(s.inspection.state, RunState::Done | RunState::Failed { .. }))
+}

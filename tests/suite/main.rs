@@ -12,6 +12,7 @@ mod loss;
 mod models;
 mod optim;
 mod plots;
+mod query;
 mod report;
 mod slurm;
 mod spec;

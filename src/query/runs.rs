@@ -102,7 +102,16 @@ pub fn answer(rows: Rows, query: &Query, format: ReportFormat) -> Result<String>
         if experiments > 1 {
             columns.push("experiment".into());
         }
-        columns.extend(swept.iter().map(|k| format!("swept.{k}")));
+        // A swept section (`"optimizer": [{..}, {..}]`) shows by its `name`, as its run ids do.
+        for key in &swept {
+            let whole = format!("swept.{key}");
+            let name = format!("{whole}.name");
+            columns.push(if !known.contains(&whole) && known.contains(&name) {
+                name
+            } else {
+                whole
+            });
+        }
         columns.push("status".into());
         columns.extend(DEFAULT_METRICS.iter().map(|k| k.to_string()));
         columns

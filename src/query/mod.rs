@@ -239,14 +239,15 @@ fn damaged_row(experiment: &str, dir: &Path, e: &anyhow::Error) -> RunRow {
     RunRow { keys }
 }
 
-/// An error for `key` when no row has it, naming the nearest keys that exist.
-pub fn check_key(key: &str, known: &std::collections::BTreeSet<&str>) -> Result<()> {
-    if known.contains(key) {
+/// An error for `key` when no row has it (and there are rows), naming the nearest keys
+/// that exist.
+pub fn check_key(key: &str, rows: &[RunRow]) -> Result<()> {
+    if rows.is_empty() || rows.iter().any(|r| r.keys.contains_key(key)) {
         return Ok(());
     }
-    let mut nearest: Vec<(usize, &str)> = known
-        .iter()
-        .map(|k| (strsim::levenshtein(key, k), *k))
+    let mut nearest: Vec<(usize, &str)> = runs::all_keys(rows)
+        .into_iter()
+        .map(|k| (strsim::levenshtein(key, k), k))
         .collect();
     nearest.sort();
     let shown: Vec<&str> = nearest.iter().take(5).map(|(_, k)| *k).collect();

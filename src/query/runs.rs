@@ -37,13 +37,10 @@ const DEFAULT_METRICS: [&str; 5] = [
 pub fn select(rows: Vec<RunRow>, filter: Option<&str>) -> Result<Vec<RunRow>> {
     let Some(text) = filter else { return Ok(rows) };
     let filter = Filter::parse(text).map_err(|e| BadInput(e.into()))?;
-    let known = known_keys(&rows);
-    if !rows.is_empty() {
-        for (key, at) in filter.keys() {
-            check_key(key, &known).map_err(|e| {
-                BadInput(e.context(format!("--where {text:?}, column {}", filter.column(at))))
-            })?;
-        }
+    for (key, at) in filter.keys() {
+        check_key(key, &rows).map_err(|e| {
+            BadInput(e.context(format!("--where {text:?}, column {}", filter.column(at))))
+        })?;
     }
     let mut kept = Vec::new();
     for row in rows {
@@ -54,33 +51,50 @@ pub fn select(rows: Vec<RunRow>, filter: Option<&str>) -> Result<Vec<RunRow>> {
     Ok(kept)
 }
 
-fn known_keys(rows: &[RunRow]) -> BTreeSet<&str> {
+/// Every key of any row (for globs and for suggestions).
+pub(super) fn all_keys(rows: &[RunRow]) -> BTreeSet<&str> {
     rows.iter()
         .flat_map(|r| r.keys.keys().map(String::as_str))
         .collect()
 }
 
-/// Answers `query` over `rows` in `format`.
+/// Answers `query` over `rows` in `format`. Keys are checked against every row, so
+/// that a key the filter happens to leave no row with is not a mistake.
 pub fn answer(rows: Rows, query: &Query, format: ReportFormat) -> Result<String> {
     let experiments = rows.experiments.len();
-    let swept = rows.swept.clone();
-    let mut selected = select(rows.rows, query.filter.as_deref())?;
-    let known: BTreeSet<String> = known_keys(&selected)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let known_refs: BTreeSet<&str> = known.iter().map(String::as_str).collect();
     let mut sort = Vec::new();
     for key in &query.sort {
         let (key, descending) = match key.strip_prefix('-') {
             Some(key) => (key, true),
             None => (key.as_str(), false),
         };
-        if !selected.is_empty() {
-            check_key(key, &known_refs).map_err(|e| BadInput(e.context("--sort")))?;
-        }
+        check_key(key, &rows.rows).map_err(|e| BadInput(e.context("--sort")))?;
         sort.push((key.to_string(), descending));
     }
+    let columns = if query.columns.is_empty() {
+        let mut columns: Vec<String> = Vec::new();
+        if experiments > 1 {
+            columns.push("experiment".into());
+        }
+        // A swept section (`"optimizer": [{..}, {..}]`) shows by its `name`, as its run
+        // ids do.
+        let has = |key: &str| rows.rows.iter().any(|r| r.keys.contains_key(key));
+        for key in &rows.swept {
+            let whole = format!("swept.{key}");
+            let name = format!("{whole}.name");
+            columns.push(if !has(&whole) && has(&name) {
+                name
+            } else {
+                whole
+            });
+        }
+        columns.push("status".into());
+        columns.extend(DEFAULT_METRICS.iter().map(|k| k.to_string()));
+        columns
+    } else {
+        expand_columns(&query.columns, &rows.rows)?
+    };
+    let mut selected = select(rows.rows, query.filter.as_deref())?;
     selected.sort_by(|a, b| {
         sort.iter()
             .map(|(key, descending)| {
@@ -97,32 +111,11 @@ pub fn answer(rows: Rows, query: &Query, format: ReportFormat) -> Result<String>
     if let Some(limit) = query.limit {
         selected.truncate(limit);
     }
-    let columns = if query.columns.is_empty() {
-        let mut columns: Vec<String> = Vec::new();
-        if experiments > 1 {
-            columns.push("experiment".into());
-        }
-        // A swept section (`"optimizer": [{..}, {..}]`) shows by its `name`, as its run ids do.
-        for key in &swept {
-            let whole = format!("swept.{key}");
-            let name = format!("{whole}.name");
-            columns.push(if !known.contains(&whole) && known.contains(&name) {
-                name
-            } else {
-                whole
-            });
-        }
-        columns.push("status".into());
-        columns.extend(DEFAULT_METRICS.iter().map(|k| k.to_string()));
-        columns
-    } else {
-        expand_columns(&query.columns, &known_refs, selected.is_empty())?
-    };
     Ok(render(&selected, &columns, format))
 }
 
 /// Keys and globs (`metrics.test.*ece*`) to the columns they name, in order.
-fn expand_columns(asked: &[String], known: &BTreeSet<&str>, no_rows: bool) -> Result<Vec<String>> {
+fn expand_columns(asked: &[String], rows: &[RunRow]) -> Result<Vec<String>> {
     let mut columns: Vec<String> = Vec::new();
     for item in asked {
         if item.contains(['*', '?', '[']) {
@@ -131,19 +124,17 @@ fn expand_columns(asked: &[String], known: &BTreeSet<&str>, no_rows: bool) -> Re
                     "--columns {item:?} is not a glob pattern: {e}"
                 ))
             })?;
-            let matched: Vec<&str> = known
-                .iter()
-                .copied()
+            let matched: Vec<String> = all_keys(rows)
+                .into_iter()
                 .filter(|k| pattern.matches(k))
+                .map(String::from)
                 .collect();
-            if matched.is_empty() && !no_rows {
+            if matched.is_empty() && !rows.is_empty() {
                 return Err(BadInput(anyhow::anyhow!("--columns {item:?} matches no key")).into());
             }
-            columns.extend(matched.into_iter().map(String::from));
+            columns.extend(matched);
         } else {
-            if !no_rows {
-                check_key(item, known).map_err(|e| BadInput(e.context("--columns")))?;
-            }
+            check_key(item, rows).map_err(|e| BadInput(e.context("--columns")))?;
             columns.push(item.clone());
         }
     }

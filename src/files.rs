@@ -47,7 +47,7 @@ const LARGE: u64 = 64 << 20;
 /// The whole of regular file `path`, refused before any reading when it is larger than
 /// the memory available.
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = open_regular(path)?;
+    let file = open_regular(path)?;
     let len = file.metadata()?.len();
     // Only a large file can be too large; reading /proc for every small one costs more
     // than the read (`runs` reads 10,000 result files).
@@ -55,9 +55,20 @@ pub fn read(path: &Path) -> io::Result<Vec<u8>> {
         crate::memory::ensure_fits(|| "the file holds".to_string(), len)
             .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e.to_string()))?;
     }
-    // The length is a hint: the file may change while it is read.
+    // The length is a hint: the file may grow while it is read, and some (procfs)
+    // say 0 whatever they hold. Read no more than it said, or than a large file.
+    let limit = len.max(LARGE);
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "it holds more than the {} its size said when it was opened",
+                crate::memory::Bytes(limit)
+            ),
+        ));
+    }
     Ok(bytes)
 }
 

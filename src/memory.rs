@@ -5,6 +5,7 @@
 use crate::data::Extent;
 use crate::spec::{ModelSpec, OptimizerSpec, RunConfig};
 use std::fmt;
+use std::path::Path;
 
 /// A byte count, shown in decimal units ("34.2 GB") as `free -h --si` and most
 /// dashboards show them.
@@ -54,37 +55,43 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// Limit minus usage of this process's memory cgroup (v2, else v1); `None` without a limit.
+/// What this process's memory cgroup leaves: the smallest limit minus usage over its
+/// cgroup and the cgroups above it (Slurm puts the job's `--mem` limit on the job's
+/// cgroup and the task in one below it); `None` without a limit.
 fn cgroup_headroom() -> Option<u64> {
     let read =
-        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+        |path: &Path| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut headroom: Option<u64> = None;
     for line in cgroups.lines() {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let (limit, usage) = if controllers.is_empty() {
-            let base = format!("/sys/fs/cgroup{path}");
-            (
-                read(&format!("{base}/memory.max")),
-                read(&format!("{base}/memory.current")),
-            )
+        let (root, limit_file, usage_file) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max", "memory.current")
         } else if controllers.split(',').any(|c| c == "memory") {
-            let base = format!("/sys/fs/cgroup/memory{path}");
             (
-                read(&format!("{base}/memory.limit_in_bytes")),
-                read(&format!("{base}/memory.usage_in_bytes")),
+                "/sys/fs/cgroup/memory",
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
             )
         } else {
             continue;
         };
-        // v1 writes "no limit" as a huge number rounded to the page size.
-        if let (Some(limit), Some(usage)) = (limit, usage) {
+        let leaf = Path::new(root).join(path.trim_start_matches('/'));
+        for dir in leaf.ancestors().take_while(|d| d.starts_with(root)) {
+            // "max" (v2) does not parse; v1 writes "no limit" as a huge number.
+            let (Some(limit), Some(usage)) =
+                (read(&dir.join(limit_file)), read(&dir.join(usage_file)))
+            else {
+                continue;
+            };
             if limit < 1 << 60 {
-                return Some(limit.saturating_sub(usage));
+                let left = limit.saturating_sub(usage);
+                headroom = Some(headroom.map_or(left, |h| h.min(left)));
             }
         }
     }
-    None
+    headroom
 }
 
 /// What a run needs, in bytes, by what holds it.

@@ -53,10 +53,19 @@ pub fn compare(runs: &[PathBuf], only_changed: bool, format: ReportFormat) -> Re
             ))
         })
         .collect::<Result<_>>()?;
-    let names: Vec<String> = rows
-        .iter()
-        .map(|r| super::runs::text(r.get("run_id")))
-        .collect();
+    // Column names: the run ids, made unique (runs of two experiments, or one run given
+    // twice, may share an id) so that no JSON record loses a column.
+    let mut names: Vec<String> = Vec::new();
+    for row in &rows {
+        let id = super::runs::text(row.get("run_id"));
+        let mut name = id.clone();
+        let mut n = 1;
+        while names.contains(&name) || name == "section" || name == "key" {
+            n += 1;
+            name = format!("{id} #{n}");
+        }
+        names.push(name);
+    }
     let mut header = vec!["section".to_string(), "key".to_string()];
     header.extend(names.iter().cloned());
     let numeric_delta = rows.len() > 1;

@@ -27,7 +27,7 @@ pub struct Filter {
 
 /// Why an expression could not be parsed or evaluated, with its 1-based column.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("--where {text:?}, column {column}: {message}")]
+#[error("--where {}, column {column}: {message}", quoted(text))]
 pub struct ExprError {
     pub text: String,
     pub column: usize,
@@ -55,7 +55,7 @@ enum Node {
 enum Operand {
     Key { name: String, at: usize },
     Value { value: Value, at: usize },
-    Group(Box<Node>),
+    Group { node: Box<Node>, at: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,6 +81,15 @@ impl fmt::Display for Op {
     }
 }
 
+/// `text` in quotes, or (when it is too long to echo) its start and length.
+pub(super) fn quoted(text: &str) -> String {
+    if text.chars().count() <= 300 {
+        format!("{text:?}")
+    } else {
+        crate::spec::excerpt(text)
+    }
+}
+
 /// What an expression is evaluated on: one run's flattened keys.
 pub trait Keys {
     fn get(&self, key: &str) -> Option<&Value>;
@@ -90,6 +99,13 @@ pub trait Keys {
 
 impl Filter {
     pub fn parse(text: &str) -> Result<Self, ExprError> {
+        if let Some(at) = too_deep(text) {
+            return Err(ExprError {
+                text: text.to_string(),
+                column: text[..at].chars().count() + 1,
+                message: format!("parentheses or `not`s nested deeper than {MAX_DEPTH}"),
+            });
+        }
         let mut pairs = Grammar::parse(Rule::expression, text).map_err(|e| {
             let column = match e.location {
                 pest::error::InputLocation::Pos(p) | pest::error::InputLocation::Span((p, _)) => p,
@@ -141,6 +157,31 @@ impl Filter {
     pub fn column(&self, at: usize) -> usize {
         self.text[..at.min(self.text.len())].chars().count() + 1
     }
+}
+
+/// Parentheses (and `not`s, which nest the same way) deeper than this are refused before
+/// parsing: the parser and the evaluator recurse once per level.
+const MAX_DEPTH: usize = 64;
+
+/// The byte offset where `text` nests deeper than [`MAX_DEPTH`], if it does (quoted
+/// text is skipped; a rough count is enough, the grammar checks the rest).
+fn too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut nots, mut quote) = (0usize, 0usize, None);
+    for (at, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[') => depth += 1,
+            (None, ')' | ']') => depth = depth.saturating_sub(1),
+            (None, 'n') if text[at..].starts_with("not") => nots += 1,
+            _ => {}
+        }
+        if depth > MAX_DEPTH || nots > MAX_DEPTH {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// "expected a key, a number, ..." from the rules pest would have accepted.
@@ -290,7 +331,10 @@ impl Builder<'_> {
                 value: Value::Array(self.list(inner)?),
                 at,
             },
-            _ => Operand::Group(Box::new(self.node(inner)?)),
+            _ => Operand::Group {
+                node: Box::new(self.node(inner)?),
+                at,
+            },
         })
     }
 
@@ -355,7 +399,7 @@ impl Node {
     fn keys<'a>(&'a self, keys: &mut Vec<(&'a str, usize)>) {
         let operand = |o: &'a Operand, keys: &mut Vec<(&'a str, usize)>| match o {
             Operand::Key { name, at } => keys.push((name.as_str(), *at)),
-            Operand::Group(node) => node.keys(keys),
+            Operand::Group { node, .. } => node.keys(keys),
             Operand::Value { .. } => {}
         };
         match self {
@@ -465,14 +509,13 @@ impl Operand {
         Ok(match self {
             Operand::Key { name, .. } => keys.get(name).cloned().unwrap_or(Value::Null),
             Operand::Value { value, .. } => value.clone(),
-            Operand::Group(node) => Value::Bool(node.eval(keys)?),
+            Operand::Group { node, .. } => Value::Bool(node.eval(keys)?),
         })
     }
 
     fn at(&self) -> usize {
         match self {
-            Operand::Key { at, .. } | Operand::Value { at, .. } => *at,
-            Operand::Group(_) => 0,
+            Operand::Key { at, .. } | Operand::Value { at, .. } | Operand::Group { at, .. } => *at,
         }
     }
 
@@ -510,16 +553,10 @@ fn compare(l: &Value, op: Op, r: &Value) -> Result<bool, String> {
         _ => {
             let ordering = match (l, r) {
                 (Value::Null, _) | (_, Value::Null) => return Ok(false),
-                (Value::Number(a), Value::Number(b)) => {
-                    let (a, b) = (
-                        a.as_f64().unwrap_or(f64::NAN),
-                        b.as_f64().unwrap_or(f64::NAN),
-                    );
-                    match a.partial_cmp(&b) {
-                        Some(o) => o,
-                        None => return Ok(false),
-                    }
-                }
+                (Value::Number(a), Value::Number(b)) => match number_order(a, b) {
+                    Some(o) => o,
+                    None => return Ok(false),
+                },
                 (Value::String(a), Value::String(b)) => a.cmp(b),
                 _ => {
                     return Err(format!(
@@ -546,11 +583,19 @@ fn plural(kind: &str) -> String {
     }
 }
 
+/// Numbers by value: integers exactly (seeds are u64, beyond f64's 2⁵³), else as f64.
+pub(super) fn number_order(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
+    match (a.as_i128(), b.as_i128()) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
 /// Equality: numbers by value, lists element by element, null only with null.
 fn equal(l: &Value, r: &Value) -> Result<bool, String> {
     Ok(match (l, r) {
         (Value::Null, _) | (_, Value::Null) => l.is_null() && r.is_null(),
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(a), Value::Number(b)) => number_order(a, b) == Some(Ordering::Equal),
         (Value::String(a), Value::String(b)) => a == b,
         (Value::Bool(a), Value::Bool(b)) => a == b,
         (Value::Array(a), Value::Array(b)) => {
@@ -698,6 +743,28 @@ mod tests {
         );
         let e = Filter::parse("status in [1, ]x").unwrap_err();
         assert_eq!(e.column, 16, "{e}");
+    }
+
+    #[test]
+    fn integers_compare_exactly_and_groups_name_their_column() {
+        let mut r = run();
+        r.0.insert("config.seed".into(), Value::from(u64::MAX - 1));
+        let holds = |t: &str| Filter::parse(t).unwrap().matches(&r).unwrap();
+        assert!(!holds("config.seed == 18446744073709551615"));
+        assert!(holds("config.seed == 18446744073709551614"));
+        assert!(holds("config.seed < 18446744073709551615"));
+        let e = eval("swept.seed == 2 and (status == 'completed') < 1").unwrap_err();
+        assert_eq!(e.column, 21, "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("{}a == 1{}", "(".repeat(100), ")".repeat(100));
+        let e = Filter::parse(&deep).unwrap_err();
+        assert!(e.message.contains("nested deeper than 64"), "{e}");
+        let fine = format!("{}a == 1{}", "(".repeat(60), ")".repeat(60));
+        assert!(Filter::parse(&fine).is_ok());
+        assert!(Filter::parse(&format!("{}a", "not ".repeat(300))).is_err());
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub fn select(rows: Vec<RunRow>, filter: Option<&str>) -> Result<Vec<RunRow>> {
     let filter = Filter::parse(text).map_err(|e| BadInput(e.into()))?;
     for (key, at) in filter.keys() {
         check_key(key, &rows).map_err(|e| {
-            BadInput(e.context(format!("--where {text:?}, column {}", filter.column(at))))
+            BadInput(e.context(format!(
+                "--where {}, column {}",
+                super::expr::quoted(text),
+                filter.column(at)
+            )))
         })?;
     }
     let mut kept = Vec::new();
@@ -152,10 +156,9 @@ fn order(a: &Value, b: &Value) -> Ordering {
         Value::Null => 4,
     };
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => {
+            super::expr::number_order(x, y).unwrap_or(Ordering::Equal)
+        }
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),

@@ -15,6 +15,7 @@
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -243,6 +244,7 @@ fn read(path: &Path) -> Result<Option<(Holder, Vec<u8>)>> {
     let unchanged = OBSERVED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get_or_insert_with(Observations::default)
         .unchanged_for(path, (modified, &bytes), Instant::now());
     let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
     Ok(Some((judge(info, by_clock.max(unchanged)), bytes)))
@@ -250,29 +252,30 @@ fn read(path: &Path) -> Result<Option<(Holder, Vec<u8>)>> {
 
 /// The locks this process has looked at, so that a lock's age can be told without
 /// trusting another host's clock.
-static OBSERVED: Mutex<Observations> = Mutex::new(Observations(Vec::new()));
+static OBSERVED: Mutex<Option<Observations>> = Mutex::new(None);
 
 /// Per lock path: what it last held (modification time and bytes) and since when, on
 /// this process's monotonic clock.
-struct Observations(Vec<(PathBuf, (SystemTime, Vec<u8>), Instant)>);
+#[derive(Default)]
+struct Observations(HashMap<PathBuf, ((SystemTime, Vec<u8>), Instant)>);
 
 impl Observations {
     /// For how long the lock at `path` has been seen holding `state` unchanged (zero
     /// when it is new or has changed since the last look).
     fn unchanged_for(&mut self, path: &Path, state: (SystemTime, &[u8]), now: Instant) -> Duration {
         let (modified, bytes) = state;
-        match self.0.iter_mut().find(|(p, ..)| p == path) {
-            Some((_, seen, since)) if seen.0 == modified && seen.1 == bytes => {
+        match self.0.get_mut(path) {
+            Some((seen, since)) if seen.0 == modified && seen.1 == bytes => {
                 now.saturating_duration_since(*since)
             }
-            Some((_, seen, since)) => {
+            Some((seen, since)) => {
                 *seen = (modified, bytes.to_vec());
                 *since = now;
                 Duration::ZERO
             }
             None => {
                 self.0
-                    .push((path.to_path_buf(), (modified, bytes.to_vec()), now));
+                    .insert(path.to_path_buf(), ((modified, bytes.to_vec()), now));
                 Duration::ZERO
             }
         }
@@ -473,7 +476,7 @@ mod tests {
         let day_ahead = SystemTime::now() + Duration::from_secs(86_400);
         let path = Path::new("/results/x/run/lock");
         let start = Instant::now();
-        let mut seen = Observations(Vec::new());
+        let mut seen = Observations::default();
         assert_eq!(
             seen.unchanged_for(path, (day_ahead, b"a"), start),
             Duration::ZERO

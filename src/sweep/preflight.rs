@@ -36,7 +36,8 @@ pub(super) fn check(
     let Some(available) = memory::available() else {
         return Ok(());
     };
-    let at_once = options.jobs.min(runs.len()).max(1) as u64;
+    // Each run alone must fit, and so must the `--jobs` largest together.
+    let mut needs: Vec<(u64, usize, &PlannedRun, memory::Estimate)> = Vec::new();
     for (position, run) in &runs {
         let extent = &extents
             .iter()
@@ -50,17 +51,27 @@ pub(super) fn check(
             DeviceSpec::Cuda(_) => estimate.data,
             _ => estimate.total(),
         };
-        if needed.saturating_mul(at_once) > available {
+        needs.push((needed, *position, run, estimate));
+    }
+    needs.sort_by_key(|n| std::cmp::Reverse(n.0));
+    let at_once = options.jobs.min(needs.len());
+    let together: u64 = needs[..at_once]
+        .iter()
+        .map(|n| n.0)
+        .fold(0, u64::saturating_add);
+    if let Some(&(_, position, run, estimate)) = needs.first() {
+        if together > available {
             let jobs = if at_once > 1 {
                 format!(
-                    "; with {at_once} runs at once (--jobs) that is {}",
-                    Bytes(needed.saturating_mul(at_once))
+                    "; the {at_once} largest runs at once (--jobs {}) need {}",
+                    options.jobs,
+                    Bytes(together)
                 )
             } else {
                 String::new()
             };
             return Err(BadInput(anyhow!(
-                "run {}/{} {} needs {estimate}{jobs}, but {} is available; make it smaller (model, batch_size, eval_batch_size, data) or run it where memory is larger",
+                "run {}/{} {} needs {estimate}{jobs}, but {} is available; make it smaller (model, batch_size, eval_batch_size, data), use fewer --jobs, or run it where memory is larger",
                 position + 1,
                 plan.runs.len(),
                 run.id,

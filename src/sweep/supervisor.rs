@@ -98,6 +98,8 @@ impl<'a> Supervisor<'a> {
     fn drive(&mut self, interrupt: &AtomicBool) -> Result<()> {
         let mut queue: VecDeque<usize> = self.options.shard.positions(self.total).collect();
         let mut waiting: Vec<(usize, Instant)> = Vec::new();
+        // Runs already said to be running elsewhere: said once, not at every poll.
+        let mut announced = std::collections::HashSet::new();
         let mut active: Vec<Active> = Vec::new();
         let (events, received) = mpsc::channel::<(usize, Event)>();
         let mut signalled = false;
@@ -115,7 +117,7 @@ impl<'a> Supervisor<'a> {
                 let Some(position) = queue.pop_front() else {
                     break;
                 };
-                let first_look = !waiting.iter().any(|&(p, _)| p == position);
+                let first_look = announced.insert(position);
                 // A run whose directory cannot be used (a plain file in its place, no
                 // permission) fails alone; the others still train.
                 let decision = match self.decide(position) {

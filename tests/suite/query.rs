@@ -133,6 +133,16 @@ fn mistakes_in_a_question_are_pointed_at() {
         assert_exit!(out, 2);
         assert!(stderr(&out).contains(expected), "{expression}: {}", stderr(&out));
     }
+    // A huge expression is not echoed whole.
+    let long = format!("status == '{}' x", "y".repeat(100_000));
+    let out = runs(&ws, &["--where", &long]);
+    assert_exit!(out, 2);
+    assert!(stderr(&out).len() < 1000, "{} bytes", stderr(&out).len());
+    assert!(
+        stderr(&out).contains("column 100014: expected"),
+        "{}",
+        stderr(&out)
+    );
     let out = runs(&ws, &["--sort", "metrics.test.nl"]);
     assert_exit!(out, 2);
     assert!(

@@ -152,8 +152,14 @@ pub fn estimate(config: &RunConfig, data: &Extent) -> Estimate {
     // Training keeps every layer's output, its gradient and the backward pass's
     // temporaries; evaluation only the widest layer's input and output at a time. The
     // program itself (code, thread stacks, the allocator's pools) takes the rest.
-    let training = config.training.batch_size as f64 * shape.activations * VALUE * 3.0;
-    let evaluation = config.training.eval_batch_size as f64 * shape.widest * VALUE * 2.0;
+    // A batch holds at most the whole split.
+    let batch = config.training.batch_size.min(data.train) as f64;
+    let eval_batch = config
+        .training
+        .eval_batch_size
+        .min(data.train.max(data.test)) as f64;
+    let training = batch * shape.activations * VALUE * 3.0;
+    let evaluation = eval_batch * shape.widest * VALUE * 2.0;
     Estimate {
         data: bytes(data_bytes),
         parameters: bytes(parameters),

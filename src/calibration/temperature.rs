@@ -3,21 +3,30 @@
 //! With `β = 1/T` the mean NLL is convex in `β`: its first derivative is the
 //! mean of `E_p[z] - z_y` and its second the mean softmax variance of `z`.
 //! [`fit_temperature`] finds the root of the first derivative by Newton's
-//! method safeguarded with bisection on a sign-change bracket.
+//! method safeguarded with bisection on a sign-change bracket, which it first
+//! expands from `β = 1` by factors of 10 towards the optimum: the optimum of
+//! logits scaled by 1000 lies near `T = 1000` and is found there, not cut off at
+//! a fixed bound.
 
 use serde::{Deserialize, Serialize};
 
 use super::predictions::Predictions;
 
-/// Smallest temperature [`fit_temperature`] returns.
-pub const MIN_TEMPERATURE: f64 = 1e-2;
-/// Largest temperature [`fit_temperature`] returns.
-pub const MAX_TEMPERATURE: f64 = 1e2;
+/// Smallest temperature [`fit_temperature`] returns: where it stops when the NLL keeps
+/// falling as `T → 0` (every sample classified correctly, with a margin).
+pub const MIN_TEMPERATURE: f64 = 1e-6;
+/// Largest temperature [`fit_temperature`] returns: where it stops when the NLL keeps
+/// falling as `T → ∞` (the label's logit is below the others' on average).
+pub const MAX_TEMPERATURE: f64 = 1e6;
+
+/// The factor by which the bracket grows, towards the optimum, from `β = 1`.
+const EXPANSION: f64 = 10.0;
 
 /// The fit stops once `|dNLL/dβ|` is below this times the mean logit range.
 const RELATIVE_GRADIENT_TOLERANCE: f64 = 1e-10;
-/// Bisection alone needs about 55 evaluations to shrink `[1/MAX, 1/MIN]` to
-/// machine precision, so this cap is never the reason a fit stops early.
+/// Expanding the bracket takes at most 7 evaluations and bisection alone about 55
+/// more to shrink it to machine precision, so this cap is never the reason a fit
+/// stops early.
 const MAX_EVALUATIONS: usize = 100;
 
 /// Result of [`fit_temperature`].
@@ -34,9 +43,9 @@ pub struct TemperatureFit {
     pub nll_after: f64,
     /// `dNLL/dβ` at the fitted temperature (`β = 1/T`).
     pub gradient: f64,
-    /// Whether the optimum lies at or beyond a bound of the temperature
-    /// range, as when every sample is classified correctly (the NLL keeps
-    /// falling as `T → 0`) or hardly any is.
+    /// Whether the fit stopped at [`MIN_TEMPERATURE`] or [`MAX_TEMPERATURE`]:
+    /// the NLL keeps falling towards `T → 0` (every sample classified
+    /// correctly) or `T → ∞` (hardly any is), a limit rather than an optimum.
     pub at_bound: bool,
 }
 
@@ -127,6 +136,7 @@ pub fn fit_temperature(predictions: &Predictions) -> TemperatureFit {
             |beta| nll_derivatives(predictions, beta),
             start,
             RELATIVE_GRADIENT_TOLERANCE * scale,
+            |below| limit_is_the_minimum(predictions, below),
         )
     };
     // Near the optimum the NLL is flat to rounding; never report a worse fit
@@ -148,6 +158,22 @@ pub fn fit_temperature(predictions: &Predictions) -> TemperatureFit {
         nll_after: minimum.point.nll,
         gradient: minimum.point.first,
         at_bound: minimum.at_bound,
+    }
+}
+
+/// Whether the NLL keeps falling all the way to `T → ∞` (`below`: `β → 0`) or
+/// `T → 0` (`β → ∞`), so that no finite temperature is optimal. As `β → 0` the
+/// derivative tends to the mean of `mean_k z_k − z_y`; as `β → ∞`, to the mean of
+/// `max z − z_y`, which is 0 exactly when every label is its row's argmax. The
+/// derivative rises with `β`, so the minimum is the limit when that limit's
+/// derivative has not changed sign.
+fn limit_is_the_minimum(predictions: &Predictions, below: bool) -> bool {
+    if below {
+        nll_derivatives(predictions, 0.0).first >= 0.0
+    } else {
+        predictions
+            .rows()
+            .all(|(logits, label)| logits.iter().all(|&z| z <= logits[label]))
     }
 }
 
@@ -178,11 +204,15 @@ struct Minimum {
 
 /// Minimises a convex function of `β` over `[1/MAX_TEMPERATURE,
 /// 1/MIN_TEMPERATURE]`, given its value and derivatives at `β = 1`, by
-/// finding where the first derivative changes sign.
+/// finding where the first derivative changes sign. `limit_is_the_minimum(below)`
+/// says whether the function keeps falling to `β → 0` (`below`) or `β → ∞`; then
+/// the search goes straight to that bound (the derivative there may be too
+/// small to tell from zero).
 fn minimise_convex(
     mut evaluate: impl FnMut(f64) -> NllDerivatives,
     start: NllDerivatives,
     tolerance: f64,
+    limit_is_the_minimum: impl Fn(bool) -> bool,
 ) -> Minimum {
     let mut current = Minimum {
         beta: 1.0,
@@ -194,31 +224,59 @@ fn minimise_convex(
         return current;
     }
     // The derivative increases with β, so its sign says which side the
-    // minimum is on; if the bound on that side has the same sign, the
-    // minimum is at (or beyond) the bound.
+    // minimum is on. Step towards it by factors of EXPANSION until the sign
+    // changes (a bracket) or the range's bound is reached with the same sign
+    // (the minimum is at or beyond it).
     let minimum_below = current.point.first > 0.0;
     let bound = if minimum_below {
         1.0 / MAX_TEMPERATURE
     } else {
         1.0 / MIN_TEMPERATURE
     };
-    let at_bound = evaluate(bound);
-    let brackets = if minimum_below {
-        at_bound.first < 0.0
-    } else {
-        at_bound.first > 0.0
-    };
-    if !brackets {
+    if limit_is_the_minimum(minimum_below) {
         return Minimum {
             beta: bound,
-            point: at_bound,
-            evaluations: 2,
+            point: evaluate(bound),
+            evaluations: current.evaluations + 1,
             at_bound: true,
         };
     }
-    current.evaluations = 2;
-    // Invariant: derivative < 0 at `low`, > 0 at `high`.
-    let (mut low, mut high) = (bound.min(1.0), bound.max(1.0));
+    let mut steps = 0;
+    let outer = loop {
+        // Powers of EXPANSION, not repeated products, so the bound is hit exactly.
+        steps += if minimum_below { -1 } else { 1 };
+        let next = EXPANSION
+            .powi(steps)
+            .clamp(1.0 / MAX_TEMPERATURE, 1.0 / MIN_TEMPERATURE);
+        let point = evaluate(next);
+        let reached = Minimum {
+            beta: next,
+            point,
+            evaluations: current.evaluations + 1,
+            at_bound: false,
+        };
+        if point.first.abs() <= tolerance {
+            return reached;
+        }
+        let brackets = if minimum_below {
+            point.first < 0.0
+        } else {
+            point.first > 0.0
+        };
+        if brackets {
+            current.evaluations = reached.evaluations;
+            break next;
+        }
+        if next == bound {
+            return Minimum {
+                at_bound: true,
+                ..reached
+            };
+        }
+        current = reached;
+    };
+    // Invariant: derivative < 0 at `low`, > 0 at `high`; `current` is one end.
+    let (mut low, mut high) = (outer.min(current.beta), outer.max(current.beta));
     let mut step = high - low;
     let mut previous_step = step;
     while current.evaluations < MAX_EVALUATIONS {
@@ -276,26 +334,28 @@ mod tests {
 
     #[test]
     fn converges_inside_the_range() {
-        for target in [0.05, 0.7, 1.3, 42.0] {
+        // β = 1e-4 is T = 10,000, beyond the old fixed bound of 100.
+        for target in [1e-4, 0.05, 0.7, 1.3, 42.0] {
             let f = quartic(target);
-            let minimum = minimise_convex(&f, f(1.0), 1e-12);
+            let minimum = minimise_convex(&f, f(1.0), 1e-12, |_| false);
             assert!(
                 (minimum.beta - target).abs() < 1e-9,
                 "{target}: {minimum:?}"
             );
             assert!(!minimum.at_bound);
-            assert!(minimum.evaluations < 30, "{target}: {minimum:?}");
+            assert!(minimum.evaluations < 40, "{target}: {minimum:?}");
         }
     }
 
     #[test]
     fn stops_at_the_bounds() {
-        for (target, bound) in [(1e-4, 1.0 / MAX_TEMPERATURE), (1e4, 1.0 / MIN_TEMPERATURE)] {
+        for (target, bound) in [(1e-8, 1.0 / MAX_TEMPERATURE), (1e8, 1.0 / MIN_TEMPERATURE)] {
             let f = quartic(target);
-            let minimum = minimise_convex(&f, f(1.0), 1e-12);
+            let minimum = minimise_convex(&f, f(1.0), 1e-12, |_| false);
             assert_eq!(minimum.beta, bound);
             assert!(minimum.at_bound);
-            assert_eq!(minimum.evaluations, 2);
+            // β = 1, then six steps of 10 to the bound.
+            assert_eq!(minimum.evaluations, 7);
         }
     }
 
@@ -307,7 +367,7 @@ mod tests {
             first: (beta - 3.0).signum(),
             second: 0.0,
         };
-        let minimum = minimise_convex(f, f(1.0), 1e-12);
+        let minimum = minimise_convex(f, f(1.0), 1e-12, |_| false);
         assert!((minimum.beta - 3.0).abs() < 1e-12, "{minimum:?}");
         assert!(minimum.evaluations <= MAX_EVALUATIONS);
     }

@@ -154,7 +154,7 @@ pub fn describe_fit(fit: &TemperatureFit) -> String {
         fit.iterations,
         fit.gradient,
         if fit.at_bound {
-            ", at the search bound"
+            ", a limit: the NLL keeps falling beyond it"
         } else {
             ""
         }

@@ -437,6 +437,28 @@ fn temperature_of_a_known_optimum() {
 }
 
 #[test]
+fn a_temperature_far_above_one_is_found_not_cut_off() {
+    // The known optimum's logits scaled by 1000: T = 1000 / ln 3 ≈ 910.2, where a
+    // search bounded at T = 100 stopped with a far worse NLL.
+    let row: &[f32] = &[1000.0, 0.0];
+    let p = from_rows(&[row, row, row, row], &[0, 0, 0, 1]);
+    let fit = fit_temperature(&p);
+    assert_close(fit.temperature, 1000.0 / 3f64.ln(), 1e-9);
+    assert!(!fit.at_bound, "{fit:?}");
+    assert_close(
+        fit.nll_after,
+        -(3.0 * 0.75f64.ln() + 0.25f64.ln()) / 4.0,
+        1e-12,
+    );
+    // And far below: logits scaled by 1/1000.
+    let row: &[f32] = &[0.001, 0.0];
+    let p = from_rows(&[row, row, row, row], &[0, 0, 0, 1]);
+    let fit = fit_temperature(&p);
+    assert_close(fit.temperature, 0.001 / 3f64.ln(), 1e-6);
+    assert!(!fit.at_bound, "{fit:?}");
+}
+
+#[test]
 fn all_correct_hits_the_lower_bound() {
     // Every prediction right with a margin: the NLL falls as T -> 0.
     let p = from_rows(&[&[2.0, 0.0], &[0.0, 1.0], &[3.0, 1.0]], &[0, 1, 0]);

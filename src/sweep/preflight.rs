@@ -84,13 +84,13 @@ pub(super) fn check(
 }
 
 /// Whether this invocation would train `run` on what is stored now (the supervisor
-/// decides again, under the run's lock, before training it).
+/// decides again, under the run's lock, before training it). An unreadable directory
+/// counts: it is recorded as failed when its turn comes.
 fn needs_training(dir: &ExperimentDir, run: &PlannedRun, options: &RunOptions) -> bool {
-    use crate::store::Stored;
     match dir.run(&run.id).stored() {
-        Ok(Stored::Completed { .. }) => options.force,
-        Ok(Stored::Failed { .. }) => options.force || options.retry_failed,
-        // An unreadable directory is recorded as failed when its turn comes.
-        _ => true,
+        Ok(state) => {
+            super::supervisor::stored_outcome(options, state, chrono::Utc::now()).is_none()
+        }
+        Err(_) => true,
     }
 }

@@ -58,7 +58,29 @@ enum Decision {
     Train(RunLock),
 }
 
-enum Skipped {
+/// Whether a stored outcome means there is nothing to do for an invocation that
+/// started at `started`. Results written after that are another worker's fresh work:
+/// neither `--force` nor `--retry-failed` redoes them.
+pub(super) fn stored_outcome(
+    o: &RunOptions,
+    state: Stored,
+    started: DateTime<Utc>,
+) -> Option<Skipped> {
+    match state {
+        Stored::Completed { finished_at } if !o.force || finished_at >= started => {
+            Some(Skipped::Completed)
+        }
+        Stored::Failed {
+            reason,
+            finished_at,
+        } if !(o.force || o.retry_failed) || finished_at >= started => {
+            Some(Skipped::Failed(reason))
+        }
+        _ => None,
+    }
+}
+
+pub(super) enum Skipped {
     Completed,
     Failed(String),
     /// Its directory could not be used, so nothing could be recorded in it.
@@ -214,23 +236,8 @@ impl<'a> Supervisor<'a> {
         self.dir.run(&self.plan.runs[position].id)
     }
 
-    /// Whether a stored outcome means there is nothing to do. Results written after this
-    /// invocation started are another worker's fresh work: neither `--force` nor
-    /// `--retry-failed` redoes them.
     fn stored_outcome(&self, state: Stored) -> Option<Skipped> {
-        let o = self.options;
-        match state {
-            Stored::Completed { finished_at } if !o.force || finished_at >= self.started => {
-                Some(Skipped::Completed)
-            }
-            Stored::Failed {
-                reason,
-                finished_at,
-            } if !(o.force || o.retry_failed) || finished_at >= self.started => {
-                Some(Skipped::Failed(reason))
-            }
-            _ => None,
-        }
+        stored_outcome(self.options, state, self.started)
     }
 
     fn decide(&self, position: usize) -> Result<Decision> {

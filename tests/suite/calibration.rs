@@ -722,7 +722,7 @@ const FIXTURE_LOGITS: [f32; 20] = [
 const FIXTURE_LABELS: [u32; 5] = [0, 1, 3, 2, 2];
 
 /// A version 1.0 `.npy` file.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+pub(crate) fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -748,7 +748,7 @@ fn i64_bytes(values: &[i64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn npz(members: &[(&str, Vec<u8>)], compressed: bool) -> Vec<u8> {
+pub(crate) fn npz(members: &[(&str, Vec<u8>)], compressed: bool) -> Vec<u8> {
     let method = if compressed {
         CompressionMethod::Deflated
     } else {

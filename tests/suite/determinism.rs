@@ -23,20 +23,27 @@ fn experiment(model: &str, shape: &[usize]) -> String {
     )
 }
 
+/// `smoothlab run FILE --results RESULTS --threads THREADS`, ready to run.
+fn run_with(
+    ws: &Workspace,
+    file: &std::path::Path,
+    results: &std::path::Path,
+    threads: &str,
+) -> std::process::Command {
+    ws.command(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--threads",
+        threads,
+    ])
+}
+
 /// The saved predictions of the experiment in `file`, run in its own results directory.
 fn predictions(ws: &Workspace, file: &std::path::Path, results: &str, threads: &str) -> Vec<u8> {
     let results = ws.path().join(results);
-    let out = ws
-        .command(&[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--threads",
-            threads,
-        ])
-        .output()
-        .unwrap();
+    let out = run_with(ws, file, &results, threads).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     saved_predictions(&results)
 }
@@ -98,29 +105,13 @@ fn a_convolutional_run_killed_mid_epoch_resumes_bit_identically_with_other_threa
     // Killed (SIGKILL to its process group, as `kill -9` of a sweep) at the 12th step,
     // mid-way through the second epoch, with 2 threads; resumed with 3.
     let results = ws.path().join("killed");
-    let status = ws
-        .command(&[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--threads",
-            "2",
-        ])
+    let status = run_with(&ws, &file, &results, "2")
         .env("SMOOTHLAB_CRASH_AT", "step:12")
         .process_group(0)
         .status()
         .unwrap();
     assert_eq!(status.signal(), Some(9), "{status:?}");
-    let out = ws
-        .command(&[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--threads",
-            "3",
-        ])
+    let out = run_with(&ws, &file, &results, "3")
         .env("RUST_LOG", "info")
         .output()
         .unwrap();

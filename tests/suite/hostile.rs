@@ -154,31 +154,14 @@ fn calibrate_refuses_devices_and_bombs() {
     );
 
     // A header that says [6, 3] float32 (72 bytes) over 64 MiB of zeros, compressed.
-    use std::io::Write;
-    let npy = |descr: &str, shape: &str, data: &[u8]| {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((header.len() as u16).to_le_bytes());
-        bytes.extend(header.as_bytes());
-        bytes.extend(data);
-        bytes
-    };
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let deflated = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, member) in [
-        ("logits.npy", npy("<f4", "(6, 3)", &vec![0; 64 << 20])),
-        ("labels.npy", npy("<i8", "(6,)", &[0; 48])),
-    ] {
-        zip.start_file(name, deflated).unwrap();
-        zip.write_all(&member).unwrap();
-    }
-    let bytes = zip.finish().unwrap().into_inner();
+    use crate::calibration::{npy, npz};
+    let bytes = npz(
+        &[
+            ("logits", npy("<f4", &[6, 3], &vec![0; 64 << 20])),
+            ("labels", npy("<i8", &[6], &[0; 48])),
+        ],
+        true,
+    );
     assert!(bytes.len() < 1 << 20);
     let bomb = ws.path().join("bomb.npz");
     std::fs::write(&bomb, bytes).unwrap();

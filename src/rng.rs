@@ -1,5 +1,5 @@
 //! Seeded randomness. candle's CPU device cannot be seeded, so every random draw a run
-//! makes (initialisation, split, shuffling, dropout, augmentation) comes from ChaCha8 generators
+//! makes (initialisation, split, shuffling, dropout, augmentation, mixup) comes from ChaCha8 generators
 //! derived from the run's seed, one independent stream per purpose: changing how many
 //! numbers one purpose draws never shifts another's.
 
@@ -18,6 +18,7 @@ pub enum Stream {
     Shuffle = 6,
     Dropout = 7,
     Augmentation = 8,
+    Mixup = 9,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {
@@ -33,6 +34,14 @@ pub struct Rngs {
     pub shuffle: ChaCha8Rng,
     pub dropout: ChaCha8Rng,
     pub augmentation: ChaCha8Rng,
+    /// Checkpoints written before mixup existed have no mixup stream; their runs never
+    /// draw from it, so any stream will do for them.
+    #[serde(default = "unused_mixup_stream")]
+    pub mixup: ChaCha8Rng,
+}
+
+fn unused_mixup_stream() -> ChaCha8Rng {
+    seeded(0, Stream::Mixup)
 }
 
 impl Rngs {
@@ -42,6 +51,7 @@ impl Rngs {
             shuffle: seeded(seed, Stream::Shuffle),
             dropout: seeded(seed, Stream::Dropout),
             augmentation: seeded(seed, Stream::Augmentation),
+            mixup: seeded(seed, Stream::Mixup),
         }
     }
 }

@@ -12,11 +12,11 @@
 use crate::calibration::catalog::{self, ACCURACY, ECE, NLL};
 use crate::calibration::{self, Metrics, Predictions};
 use crate::data::{self, Dataset, Split};
-use crate::loss;
+use crate::loss::{Loss, Mix};
 use crate::model::{self, Classifier, Model, Pass};
 use crate::optim::{self, Optimizer};
 use crate::rng::Rngs;
-use crate::spec::{LossSpec, RunConfig};
+use crate::spec::{MixupSpec, RunConfig};
 use crate::store::{Checkpoint, EpochRecord, FinalMetrics, RunDir, Timings};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -123,12 +123,7 @@ fn run_inner(
     hooks: &Hooks,
     state: &mut State,
 ) -> Result<(FinalMetrics, Predictions, Option<Predictions>, VarMap)> {
-    let Setup {
-        data,
-        model,
-        mut optimizer,
-        mut rngs,
-    } = Setup::new(config, device)?;
+    let mut setup = Setup::new(config, device)?;
     let mut first_epoch = 0;
     if let Some(resumed) = hooks
         .checkpoint
@@ -136,40 +131,32 @@ fn run_inner(
         .transpose()?
         .flatten()
     {
-        restore(&resumed, &model.vars, &mut optimizer)?;
+        restore(&resumed, &setup.model.vars, &mut setup.optimizer)?;
         tracing::info!("resuming after epoch {}", resumed.epochs_done);
         first_epoch = resumed.epochs_done;
-        rngs = resumed.rngs;
+        setup.rngs = resumed.rngs;
         state.history = resumed.history;
         state.timings = resumed.timings;
     }
 
     let epochs = config.training.epochs;
-    let steps = steps_per_epoch(config, &data);
+    let steps = steps_per_epoch(config, &setup.data);
     report_progress(hooks, first_epoch * steps, epochs * steps, None);
 
     for epoch in first_epoch..epochs {
         let started = Instant::now();
-        let totals = train_epoch(
-            config,
-            &data,
-            &model,
-            &mut optimizer,
-            &mut rngs,
-            epoch,
-            hooks,
-        )?;
+        let totals = train_epoch(config, &mut setup, epoch, hooks)?;
         let train_seconds = started.elapsed().as_secs_f64();
         state.timings.train_seconds += train_seconds;
 
         let eval_started = Instant::now();
-        let val_metrics = validate(model.inference.as_ref(), &data, config)
+        let val_metrics = validate(setup.model.inference.as_ref(), &setup.data, config)
             .context("evaluating on the validation split")?;
         state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
 
         let record = EpochRecord {
             epoch: epoch + 1,
-            lr: optimizer.learning_rate(),
+            lr: setup.optimizer.learning_rate(),
             train_loss: totals.loss,
             train_accuracy: totals.accuracy,
             val_accuracy: val_metrics.as_ref().map(|m| m.accuracy),
@@ -183,7 +170,8 @@ fn run_inner(
             (hooks.before_write)()?;
             let checkpoint = Checkpoint {
                 epochs_done: epoch + 1,
-                variables: model
+                variables: setup
+                    .model
                     .vars
                     .data()
                     .lock()
@@ -191,9 +179,9 @@ fn run_inner(
                     .iter()
                     .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
                     .collect(),
-                optimizer_state: optimizer.state().into_iter().collect(),
-                optimizer_steps: optimizer.steps().into_iter().collect(),
-                rngs: rngs.clone(),
+                optimizer_state: setup.optimizer.state().into_iter().collect(),
+                optimizer_steps: setup.optimizer.steps().into_iter().collect(),
+                rngs: setup.rngs.clone(),
                 history: state.history.clone(),
                 timings: state.timings.clone(),
             };
@@ -203,18 +191,20 @@ fn run_inner(
         }
     }
     state.timings.train_samples_per_second =
-        (epochs * data.train.len()) as f64 / state.timings.train_seconds.max(1e-9);
+        (epochs * setup.data.train.len()) as f64 / state.timings.train_seconds.max(1e-9);
 
     let eval_started = Instant::now();
-    let (metrics, test, validation) = final_evaluation(model.inference.as_ref(), &data, config)?;
+    let (metrics, test, validation) =
+        final_evaluation(setup.model.inference.as_ref(), &setup.data, config)?;
     state.timings.eval_seconds += eval_started.elapsed().as_secs_f64();
-    Ok((metrics, test, validation, model.vars))
+    Ok((metrics, test, validation, setup.model.vars))
 }
 
 /// What a run trains with, as it is before its first epoch.
 pub struct Setup {
     pub data: Dataset,
     pub model: Model,
+    pub loss: Loss,
     pub optimizer: Optimizer,
     pub rngs: Rngs,
 }
@@ -231,10 +221,13 @@ impl Setup {
             config.seed,
             device,
         )?;
+        let loss =
+            Loss::new(&config.loss, || data.train_class_counts()).context("setting up the loss")?;
         let optimizer = Optimizer::new(&config.optimizer, model.parameters());
         Ok(Self {
             data,
             model,
+            loss,
             optimizer,
             rngs: Rngs::seeded(config.seed),
         })
@@ -266,13 +259,17 @@ pub struct EpochTotals {
 /// index-selected batch, the running loss and accuracy read a few times per epoch.
 pub fn train_epoch(
     config: &RunConfig,
-    data: &Dataset,
-    model: &Model,
-    optimizer: &mut Optimizer,
-    rngs: &mut Rngs,
+    setup: &mut Setup,
     epoch: usize,
     hooks: &Hooks,
 ) -> Result<EpochTotals> {
+    let Setup {
+        data,
+        model,
+        loss,
+        optimizer,
+        rngs,
+    } = setup;
     let device = data.train.x.device();
     let n = data.train.len();
     let batch = config.training.batch_size.min(n);
@@ -296,14 +293,25 @@ pub fn train_epoch(
             None => x,
         };
         let y = data.train.y.index_select(&idx, 0)?;
+        let (x, mix) = match &config.training.mixup {
+            Some(mixup) => mix_batch(mixup, &x, &y, &mut rngs.mixup)?,
+            None => (x, None),
+        };
         // The rate at the step's midpoint: warm-up's first step and cosine's last are not 0.
         let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;
         optimizer.set_learning_rate(optim::learning_rate(&config.schedule, base_lr, epochs, t));
 
-        let (loss, correct) =
-            train_step(model, optimizer, &config.loss, &x, &y, &mut rngs.dropout)?;
+        let (value, correct) = train_step(
+            model,
+            optimizer,
+            loss,
+            &x,
+            &y,
+            mix.as_ref(),
+            &mut rngs.dropout,
+        )?;
         crate::fault::point("step");
-        running.push(loss, correct, len);
+        running.push(value, correct, len);
         if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
             running.read(epoch, step)?;
             report_progress(
@@ -320,20 +328,47 @@ pub fn train_epoch(
     })
 }
 
+/// A mixup batch: `λ·x + (1−λ)·x[perm]` with `λ ~ Beta(α, α)` and the permutation
+/// drawn from the run's mixup stream, and what the loss needs to mix the labels alike.
+fn mix_batch(
+    mixup: &MixupSpec,
+    x: &Tensor,
+    y: &Tensor,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Tensor, Option<Mix>)> {
+    use rand_distr::Distribution;
+    let beta = rand_distr::Beta::new(mixup.alpha, mixup.alpha)
+        .with_context(|| format!("mixup with α = {}", mixup.alpha))?;
+    let lambda: f64 = beta.sample(rng);
+    let mut partner: Vec<u32> = (0..y.dims1()? as u32).collect();
+    partner.shuffle(rng);
+    let partner = Tensor::from_vec(partner, y.dims1()?, y.device())?;
+    let mixed = ((x * lambda)? + (x.index_select(&partner, 0)? * (1.0 - lambda))?)?;
+    let mix = Mix {
+        partner_labels: y.index_select(&partner, 0)?,
+        lambda,
+    };
+    Ok((mixed, Some(mix)))
+}
+
 /// One optimiser step on a batch, as training takes it: forward pass in training mode,
-/// loss, backward pass and update. Returns the step's loss (detached) and its number of
-/// correct predictions (f32), both still on the device: reading them back every step
-/// would stall the device.
+/// loss (of the mixup batch where `mix` is given), backward pass and update. Returns the
+/// step's loss (detached) and its number of predictions equal to `y` (f32), both still
+/// on the device: reading them back every step would stall the device.
 pub fn train_step(
     model: &Model,
     optimizer: &mut Optimizer,
-    loss: &LossSpec,
+    loss: &Loss,
     x: &Tensor,
     y: &Tensor,
+    mix: Option<&Mix>,
     dropout: &mut ChaCha8Rng,
 ) -> Result<(Tensor, Tensor)> {
     let logits = model.classifier.logits(x, &mut Pass::Train(dropout))?;
-    let value = loss::compute(loss, &logits, y)?;
+    let value = match mix {
+        Some(mix) => loss.compute_mixed(&logits, y, mix)?,
+        None => loss.compute(&logits, y)?,
+    };
     optimizer.backward_step(&value)?;
     let correct = logits
         .detach()

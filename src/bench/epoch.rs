@@ -226,7 +226,10 @@ fn run_config(options: &EpochOptions) -> RunConfig {
             hidden: vec![512, 512],
             dropout: 0.0,
         }),
-        loss: LossSpec::SmoothedCe(SmoothedCeSpec { smoothing: 0.1 }),
+        loss: LossSpec::SmoothedCe(SmoothedCeSpec {
+            smoothing: 0.1,
+            ..SmoothedCeSpec::default()
+        }),
         optimizer: ModelCase::MlpSgd.optimizer(),
         schedule: ScheduleSpec::Constant(Default::default()),
         training: TrainingSpec {
@@ -243,22 +246,10 @@ fn evaluation_share(
     config: &RunConfig,
     device: &Device,
 ) -> Result<(EvaluationShare, usize, usize)> {
-    let Setup {
-        data,
-        model,
-        mut optimizer,
-        mut rngs,
-    } = Setup::new(config, device)?;
+    let mut setup = Setup::new(config, device)?;
     let start = Instant::now();
-    train_epoch(
-        config,
-        &data,
-        &model,
-        &mut optimizer,
-        &mut rngs,
-        0,
-        &Hooks::none(),
-    )?;
+    train_epoch(config, &mut setup, 0, &Hooks::none())?;
+    let Setup { data, model, .. } = setup;
     let train_seconds = start.elapsed().as_secs_f64();
     let classifier = model.inference.as_ref();
     let validation_seconds = median_seconds(|| validate(classifier, &data, config).map(drop))?;

@@ -8,7 +8,7 @@ mod models;
 
 pub use epoch::{EpochBench, EpochOptions};
 pub use machine::BenchEnvironment;
-pub use models::{ModelCase, ModelsBench, ModelsOptions};
+pub use models::{LossCase, ModelCase, ModelsBench, ModelsOptions};
 
 use crate::calibration::{evaluate, fit_temperature, Metrics, Predictions, TemperatureFit};
 use rand::Rng;
@@ -237,7 +237,7 @@ fn train_throughput(
     batch: usize,
     device: &candle_core::Device,
 ) -> anyhow::Result<f64> {
-    use crate::spec::{LossSpec, OptimizerSpec};
+    use crate::spec::OptimizerSpec;
     use candle_core::Tensor;
     let classes = 10;
     let model = crate::model::build_with(spec, &input, classes, 0, device, algorithm)?;
@@ -251,10 +251,18 @@ fn train_throughput(
         .map(|_| rng.random_range(0..classes as u32))
         .collect();
     let y = Tensor::from_vec(labels, batch, device)?;
-    let loss = LossSpec::default();
+    let loss = crate::loss::Loss::cross_entropy();
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(4);
     let mut step = || -> anyhow::Result<()> {
-        crate::train::train_step(&model, &mut optimizer, &loss, &x, &y, &mut dropout_rng)?;
+        crate::train::train_step(
+            &model,
+            &mut optimizer,
+            &loss,
+            &x,
+            &y,
+            None,
+            &mut dropout_rng,
+        )?;
         Ok(())
     };
     step()?;

@@ -1,15 +1,17 @@
 //! `smoothlab bench models`: training throughput of the reference models in samples/s,
-//! through the same step as a real run ([`crate::train::train_step`]: forward, smoothed
-//! cross-entropy, backward, update, accuracy bookkeeping on the device), with the same
+//! through the same step as a real run ([`crate::train::train_step`]: forward, loss,
+//! backward, update, accuracy bookkeeping on the device), with the same
 //! index-selected batches and the same periodic read-back of the running loss.
 //! `scripts/bench_pytorch.py` measures the same cases in PyTorch.
 
 use super::machine::BenchEnvironment;
 use crate::data::Split;
+use crate::loss::Loss;
 use crate::optim::Optimizer;
 use crate::rng::{seeded, Stream};
 use crate::spec::{
-    AdamwSpec, Lenet5Spec, LossSpec, MlpSpec, ModelSpec, OptimizerSpec, ResnetSpec, SgdSpec,
+    AdamwSpec, BrierSpec, ConfidencePenaltySpec, FocalAdaptiveSpec, FocalSpec, Lenet5Spec,
+    LossSpec, MblsSpec, MlpSpec, MmceSpec, ModelSpec, OptimizerSpec, ResnetSpec, SgdSpec,
     SmoothedCeSpec,
 };
 use crate::train::{train_step, Running};
@@ -22,7 +24,6 @@ use std::fmt;
 use std::time::Instant;
 
 const CLASSES: usize = 10;
-const SMOOTHING: f64 = 0.1;
 /// Distinct random batches, cycled: enough that the figure is not that of one batch
 /// kept hot in cache, few enough that generating them costs nothing.
 const DISTINCT_BATCHES: usize = 20;
@@ -108,13 +109,87 @@ impl fmt::Display for ModelCase {
 impl std::str::FromStr for ModelCase {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|case| case.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|c| c.name()).collect();
-                format!("expected one of {}, got {s:?}", names.join(", "))
-            })
+        case_named(&Self::ALL, Self::name, s)
+    }
+}
+
+/// One benchmarked loss, at the setting its study uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossCase {
+    /// Label smoothing, ε = 0.1.
+    Smoothed,
+    CrossEntropy,
+    /// γ = 3.
+    Focal,
+    Flsd53,
+    /// β = 0.1.
+    ConfidencePenalty,
+    Brier,
+    /// λ = 2.
+    Mmce,
+    /// m = 10, α = 0.1.
+    Mbls,
+}
+
+impl LossCase {
+    pub const ALL: [Self; 8] = [
+        Self::Smoothed,
+        Self::CrossEntropy,
+        Self::Focal,
+        Self::Flsd53,
+        Self::ConfidencePenalty,
+        Self::Brier,
+        Self::Mmce,
+        Self::Mbls,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Smoothed => "ls",
+            Self::CrossEntropy => "ce",
+            Self::Focal => "focal",
+            Self::Flsd53 => "flsd53",
+            Self::ConfidencePenalty => "cp",
+            Self::Brier => "brier",
+            Self::Mmce => "mmce",
+            Self::Mbls => "mbls",
+        }
+    }
+
+    pub fn spec(self) -> LossSpec {
+        match self {
+            Self::Smoothed => LossSpec::SmoothedCe(SmoothedCeSpec {
+                smoothing: 0.1,
+                ..SmoothedCeSpec::default()
+            }),
+            Self::CrossEntropy => LossSpec::SmoothedCe(SmoothedCeSpec::default()),
+            Self::Focal => LossSpec::Focal(FocalSpec::default()),
+            Self::Flsd53 => LossSpec::FocalAdaptive(FocalAdaptiveSpec::default()),
+            Self::ConfidencePenalty => {
+                LossSpec::ConfidencePenalty(ConfidencePenaltySpec::default())
+            }
+            Self::Brier => LossSpec::Brier(BrierSpec::default()),
+            Self::Mmce => LossSpec::Mmce(MmceSpec::default()),
+            Self::Mbls => LossSpec::Mbls(MblsSpec::default()),
+        }
+    }
+}
+
+/// The case of `all` called `name`, or an error listing the names.
+fn case_named<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|&case| name(case) == s)
+        .ok_or_else(|| {
+            let names: Vec<_> = all.iter().map(|&c| name(c)).collect();
+            format!("expected one of {}, got {s:?}", names.join(", "))
+        })
+}
+
+impl std::str::FromStr for LossCase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        case_named(&Self::ALL, Self::name, s)
     }
 }
 
@@ -122,6 +197,8 @@ impl std::str::FromStr for ModelCase {
 #[derive(Debug, Clone)]
 pub struct ModelsOptions {
     pub cases: Vec<ModelCase>,
+    /// Each case is measured with each of these losses, in turn.
+    pub losses: Vec<LossCase>,
     pub batch_size: usize,
     /// Untimed steps before the first repetition.
     pub warmup: usize,
@@ -141,6 +218,9 @@ pub struct ModelResult {
     /// reports its own, so that a mismatch in the models shows.
     pub parameters: usize,
     pub optimizer: OptimizerSpec,
+    /// The loss's short name (`LossSpec::slug`) and its whole section.
+    pub loss: String,
+    pub loss_spec: LossSpec,
     pub batch_size: usize,
     pub warmup_steps: usize,
     pub steps: usize,
@@ -161,7 +241,6 @@ pub struct ModelResult {
 pub struct ModelsBench {
     pub benchmark: String,
     pub environment: BenchEnvironment,
-    pub smoothing: f64,
     pub distinct_batches: usize,
     pub cases: Vec<ModelResult>,
 }
@@ -171,12 +250,15 @@ impl ModelsBench {
         let cases = options
             .cases
             .iter()
-            .map(|&case| measure(case, options, device).with_context(|| format!("case {case}")))
+            .flat_map(|&case| options.losses.iter().map(move |&loss| (case, loss)))
+            .map(|(case, loss)| {
+                measure(case, loss.spec(), options, device)
+                    .with_context(|| format!("case {case} with loss {}", loss.name()))
+            })
             .collect::<Result<_>>()?;
         Ok(Self {
             benchmark: "models".into(),
             environment: BenchEnvironment::current(device),
-            smoothing: SMOOTHING,
             distinct_batches: DISTINCT_BATCHES,
             cases,
         })
@@ -186,10 +268,9 @@ impl ModelsBench {
         let mut out = self.environment.header();
         if let Some(first) = self.cases.first() {
             out += &format!(
-                "training throughput: batch {}, smoothed cross-entropy (ε = {}), {} random batches cycled; \
+                "training throughput: batch {}, {} random batches cycled; \
                  warm-up {} steps, then the median of {} repetitions of {} steps\n",
                 first.batch_size,
-                self.smoothing,
                 self.distinct_batches,
                 first.warmup_steps,
                 first.repeats,
@@ -197,16 +278,25 @@ impl ModelsBench {
             );
         }
         out += &format!(
-            "{:<10} {:<19} {:<8} {:<27} {:>10} {:>10} {:>10}  {}\n",
-            "case", "model", "input", "optimizer", "samples/s", "min", "max", "loss first → last"
+            "{:<10} {:<19} {:<8} {:<27} {:<14} {:>10} {:>10} {:>10}  {}\n",
+            "case",
+            "model",
+            "input",
+            "optimizer",
+            "loss",
+            "samples/s",
+            "min",
+            "max",
+            "loss first → last"
         );
         for case in &self.cases {
             out += &format!(
-                "{:<10} {:<19} {:<8} {:<27} {:>10.1} {:>10.1} {:>10.1}  {:.4} → {:.4}\n",
+                "{:<10} {:<19} {:<8} {:<27} {:<14} {:>10.1} {:>10.1} {:>10.1}  {:.4} → {:.4}\n",
                 case.case,
                 case.model,
                 case.input.map(|d| d.to_string()).join("x"),
                 describe_optimizer(&case.optimizer),
+                case.loss,
                 case.samples_per_second,
                 case.min_samples_per_second,
                 case.max_samples_per_second,
@@ -225,7 +315,12 @@ fn describe_optimizer(spec: &OptimizerSpec) -> String {
     }
 }
 
-fn measure(case: ModelCase, options: &ModelsOptions, device: &Device) -> Result<ModelResult> {
+fn measure(
+    case: ModelCase,
+    loss_spec: LossSpec,
+    options: &ModelsOptions,
+    device: &Device,
+) -> Result<ModelResult> {
     let input = case.input();
     let batch = options.batch_size;
     let model = crate::model::build(&case.model(), &input, CLASSES, SEED, device)?;
@@ -235,10 +330,14 @@ fn measure(case: ModelCase, options: &ModelsOptions, device: &Device) -> Result<
         .map(|(_, var)| var.elem_count())
         .sum();
     let mut optimizer = Optimizer::new(&case.optimizer(), model.parameters());
-    let loss = LossSpec::SmoothedCe(SmoothedCeSpec {
-        smoothing: SMOOTHING,
-    });
     let (pool, order) = random_pool(input, batch, device).context("generating the batches")?;
+    let loss = Loss::new(&loss_spec, || {
+        let mut counts = vec![0; CLASSES];
+        for y in pool.y.to_vec1::<u32>()? {
+            counts[y as usize] += 1;
+        }
+        Ok(counts)
+    })?;
     let mut dropout = seeded(SEED, Stream::Dropout);
     let mut taken = 0;
     // As in an epoch of training: a batch is an index selection from the data on the
@@ -248,8 +347,9 @@ fn measure(case: ModelCase, options: &ModelsOptions, device: &Device) -> Result<
         taken += 1;
         let x = pool.x.index_select(&idx, 0)?;
         let y = pool.y.index_select(&idx, 0)?;
-        let (loss, correct) = train_step(&model, &mut optimizer, &loss, &x, &y, &mut dropout)?;
-        running.push(loss, correct, batch);
+        let (value, correct) =
+            train_step(&model, &mut optimizer, &loss, &x, &y, None, &mut dropout)?;
+        running.push(value, correct, batch);
         Ok(())
     };
 
@@ -281,6 +381,8 @@ fn measure(case: ModelCase, options: &ModelsOptions, device: &Device) -> Result<
         input,
         parameters,
         optimizer: case.optimizer(),
+        loss: loss_spec.slug(),
+        loss_spec,
         batch_size: batch,
         warmup_steps: options.warmup,
         steps: options.steps,

@@ -299,6 +299,10 @@ pub struct ModelsBenchArgs {
         default_value = "mlp-sgd,mlp-adamw,lenet5,resnet20"
     )]
     pub models: Vec<smoothlab::bench::ModelCase>,
+    /// Losses, comma-separated, each case measured with each: ls (ε = 0.1), ce, focal
+    /// (γ = 3), flsd53, cp (β = 0.1), brier, mmce (λ = 2), mbls (m = 10, α = 0.1).
+    #[arg(long, value_delimiter = ',', default_value = "ls")]
+    pub losses: Vec<smoothlab::bench::LossCase>,
     /// Timed steps per repetition.
     #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     pub steps: usize,

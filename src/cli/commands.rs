@@ -232,6 +232,7 @@ fn bench_models(args: ModelsBenchArgs) -> Outcome {
     let device = device::open(args.step.device)?;
     let options = bench::ModelsOptions {
         cases: args.models,
+        losses: args.losses,
         batch_size: args.step.batch_size,
         warmup: args.warmup,
         steps: args.steps,

@@ -96,6 +96,19 @@ pub struct Dataset {
     pub augmentation: Option<Augmentation>,
 }
 
+impl Dataset {
+    /// How many training samples each class has (one read of the labels from the device).
+    pub fn train_class_counts(&self) -> candle_core::Result<Vec<usize>> {
+        let mut counts = vec![0; self.classes];
+        for y in self.train.y.to_vec1::<u32>()? {
+            if let Some(count) = counts.get_mut(y as usize) {
+                *count += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
 /// Training and test data as the source provides them, before the validation split.
 #[derive(Debug, Clone)]
 pub struct HostDataset {

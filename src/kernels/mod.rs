@@ -7,7 +7,8 @@
 //!   the one dtype dispatch every op uses ([`cpu::with_float`]);
 //! - [`dense`], [`conv`] (by [`im2col`] or by kernel [`offsets`]), [`pool`],
 //!   [`batch_norm`], [`residual`]: the layers' ops;
-//! - [`smoothed_ce`]: the loss; [`optim`]: the in-place SGD and AdamW updates.
+//! - [`optim`]: the in-place SGD and AdamW updates. The losses' fused op lives with the
+//!   losses ([`crate::loss`]).
 
 mod activation;
 pub mod batch_norm;
@@ -19,6 +20,5 @@ pub mod offsets;
 pub mod optim;
 pub mod pool;
 pub mod residual;
-pub mod smoothed_ce;
 
 pub use activation::Activation;

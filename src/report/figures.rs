@@ -1,6 +1,7 @@
 //! The report's figures, drawn from a grouped [`Report`] with [`super::plot`]:
 //! reliability diagrams per group (before and after temperature scaling), metrics
-//! against the smoothing ε with error bars, and training curves.
+//! against the smoothing ε with error bars, their per-method bar charts when the loss
+//! section itself is swept, and training curves.
 
 use super::plot::{self, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel, Series};
 use super::summary::{Group, Report, METRICS};
@@ -10,6 +11,9 @@ use serde_json::Value;
 
 /// The key the "against ε" figures put on their x axis.
 pub const SMOOTHING_KEY: &str = "loss.smoothing";
+
+/// The key of the whole loss section: grouping by it compares training methods.
+pub const LOSS_KEY: &str = "loss";
 
 /// A figure and the file stem it is saved under.
 pub struct NamedFigure {
@@ -53,6 +57,23 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
             });
         }
     }
+    for (stem, metrics, y_label) in [
+        (
+            "ece-by-method",
+            &["ece", "ece_scaled"][..],
+            "test ECE (15 bins)",
+        ),
+        ("accuracy-by-method", &["accuracy"][..], "test accuracy"),
+    ] {
+        if let Some(groups) = by_method(report, metrics) {
+            let measures: Vec<String> = metrics.iter().map(|&m| metric(m).label.clone()).collect();
+            let title = format!("{y_label} per training method (mean ± std over seeds)");
+            figures.push(NamedFigure {
+                stem: stem.to_string(),
+                figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
+            });
+        }
+    }
     let panels = training_curves(report);
     if panels.iter().any(|p| !p.lines.is_empty()) {
         figures.push(NamedFigure {
@@ -61,6 +82,48 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
         });
     }
     Ok(figures)
+}
+
+/// The report's metric called `name`.
+fn metric(name: &str) -> &'static super::summary::Metric {
+    METRICS
+        .iter()
+        .find(|m| m.name == name)
+        .expect("a known metric")
+}
+
+/// The method-comparison counterpart of the "against ε" figures: one cluster of bars
+/// per group, when the whole loss section is a grouping key with several values.
+fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<plot::BarGroup>> {
+    let index = report.keys.iter().position(|k| k == LOSS_KEY)?;
+    let distinct: std::collections::BTreeSet<String> = report
+        .groups
+        .iter()
+        .map(|g| g.key[index].to_string())
+        .collect();
+    if distinct.len() < 2 {
+        return None;
+    }
+    let groups = report
+        .groups
+        .iter()
+        .map(|group| plot::BarGroup {
+            label: report.label(group),
+            bars: metric_names
+                .iter()
+                .map(|&name| {
+                    let m = METRICS.iter().position(|m| m.name == name)?;
+                    let stat = group.stats[m];
+                    Some(MeanPoint {
+                        x: 0.0,
+                        mean: stat.mean?,
+                        std: stat.std.unwrap_or(0.0),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Some(groups)
 }
 
 /// File-name-safe text: letters, digits, `.`, `_` and `-`.

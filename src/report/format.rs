@@ -2,7 +2,7 @@
 //! number at full precision, one flat record per group, so that `pandas.read_csv` and
 //! `pandas.read_json` load them as they are.
 
-use super::summary::{value_text, Report, Stat, METRICS};
+use super::summary::{key_text, value_text, Report, Stat, METRICS};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
@@ -129,7 +129,12 @@ fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
         .groups
         .iter()
         .map(|g| {
-            let mut row: Vec<String> = g.key.iter().map(value_text).collect();
+            let mut row: Vec<String> = report
+                .keys
+                .iter()
+                .zip(&g.key)
+                .map(|(k, v)| key_text(k, v))
+                .collect();
             row.push(format!("{}/{}", g.completed, g.runs.len()));
             row.push(g.failed.to_string());
             row.push(g.missing.to_string());

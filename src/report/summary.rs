@@ -377,9 +377,27 @@ impl Report {
     }
 }
 
-/// `key=value` for labels, with the key shortened by [`short_key`].
+/// `key=value` for labels, with the key shortened by [`short_key`]; a loss section by
+/// its own label (`focal γ=3`).
 pub fn key_label(key: &str, value: &Value) -> String {
-    format!("{}={}", short_key(key), value_text(value))
+    match loss_label(key, value) {
+        Some(label) => label,
+        None => format!("{}={}", short_key(key), value_text(value)),
+    }
+}
+
+/// A grouping key's value as a table cell: [`value_text`], a loss section by its label.
+pub fn key_text(key: &str, value: &Value) -> String {
+    loss_label(key, value).unwrap_or_else(|| value_text(value))
+}
+
+/// The label of a whole loss section.
+fn loss_label(key: &str, value: &Value) -> Option<String> {
+    use serde::Deserialize;
+    (key == super::figures::LOSS_KEY)
+        .then(|| crate::spec::LossSpec::deserialize(value).ok())
+        .flatten()
+        .map(|loss| loss.label())
 }
 
 /// A config value as text: strings without quotes, `-` for a missing key.

@@ -148,7 +148,10 @@ fn sweep_axes<'a>(
             .keys()
             .any(|other| path.len() > other.len() && path.starts_with(&format!("{other}.")));
         if !in_swept_section {
-            lookup_path(template, path).map_err(|message| Invalid::new(&at, message))?;
+            lookup_path(template, path)
+                .map(|_| ())
+                .or_else(|message| optional_field(template, path, values).ok_or(message))
+                .map_err(|message| Invalid::new(&at, message))?;
         }
         let values = match values {
             Value::Array(v) if !v.is_empty() => v.as_slice(),
@@ -220,6 +223,16 @@ fn lookup_path<'v>(root: &'v Value, path: &str) -> Result<&'v Value, String> {
         walked.push(key);
     }
     Ok(node)
+}
+
+/// An optional setting left out of the template (`training.mixup`) can be swept too:
+/// accepted where its parent exists and the first swept value parses there (each value is
+/// then checked like any other); a misspelt key fails that parse.
+fn optional_field(template: &Value, path: &str, values: &Value) -> Option<()> {
+    let first = values.as_array()?.first()?;
+    let mut candidate = template.clone();
+    set_path(&mut candidate, path, first.clone()).ok()?;
+    parse_experiment(&candidate).ok().map(|_| ())
 }
 
 /// Sets a dotted path: every object on the way must exist (checked by [`lookup_path`]

@@ -1,7 +1,8 @@
 //! Run ids: a readable slug of the swept values plus a short hash of the resolved
 //! config, so that the same config always maps to the same run directory.
 
-use super::types::RunConfig;
+use super::types::{LossSpec, RunConfig};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -25,7 +26,7 @@ pub fn run_id(swept: &[(String, Value)], config: &RunConfig) -> String {
         .iter()
         .filter_map(|(path, value)| {
             let key = path.rsplit('.').next().unwrap_or(path);
-            slug_value(value).map(|v| format!("{key}={v}"))
+            slug_value(path, value).map(|v| format!("{key}={v}"))
         })
         .collect();
     let mut slug = sanitize(&slug.join("_"));
@@ -36,19 +37,33 @@ pub fn run_id(swept: &[(String, Value)], config: &RunConfig) -> String {
     format!("{slug}_{}", config_hash(config))
 }
 
-/// A value in a run id: scalars as written, lists joined with `x`, a section object by
-/// its `name` (the hash tells apart two objects of the same kind).
-fn slug_value(value: &Value) -> Option<String> {
+/// A value in a run id: scalars as written, lists joined with `x`, a loss section by its
+/// [`LossSpec::slug`], another section object by its `name` (the hash tells apart two
+/// objects of the same kind), an object without a name by its fields (`alpha0.2`).
+fn slug_value(path: &str, value: &Value) -> Option<String> {
+    if path == "loss" {
+        if let Ok(loss) = LossSpec::deserialize(value) {
+            return Some(loss.slug());
+        }
+    }
     match value {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Array(items) => items
             .iter()
-            .map(slug_value)
+            .map(|item| slug_value("", item))
             .collect::<Option<Vec<_>>>()
             .map(|v| v.join("x")),
-        Value::Object(map) => map.get("name").and_then(slug_value),
+        Value::Object(map) => match map.get("name") {
+            Some(name) => slug_value("", name),
+            None => Some(
+                map.iter()
+                    .filter_map(|(k, v)| slug_value("", v).map(|v| format!("{k}{v}")))
+                    .collect::<Vec<_>>()
+                    .join("-"),
+            ),
+        },
         Value::Null => None,
     }
 }

@@ -355,10 +355,18 @@ impl Default for ResnetSpec {
 
 // ---------------------------------------------------------------- loss
 
+/// The training loss, averaged over the batch (Mukhoti et al.'s released code sums over
+/// it instead, which scales the effective learning rate by the batch size).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum LossSpec {
     SmoothedCe(SmoothedCeSpec),
+    Focal(FocalSpec),
+    FocalAdaptive(FocalAdaptiveSpec),
+    ConfidencePenalty(ConfidencePenaltySpec),
+    Brier(BrierSpec),
+    Mmce(MmceSpec),
+    Mbls(MblsSpec),
 }
 
 impl Default for LossSpec {
@@ -367,11 +375,206 @@ impl Default for LossSpec {
     }
 }
 
+impl LossSpec {
+    /// A short name for run ids: `ce`, `ls0.05`, `focal-g3`, `flsd53`, `cp-b0.1`, `brier`,
+    /// `mmce-l2`, `mbls-m10-a0.1`.
+    pub fn slug(&self) -> String {
+        match self {
+            Self::SmoothedCe(s) if s.smoothing == 0.0 => "ce".into(),
+            Self::SmoothedCe(s) => {
+                let mut slug = format!("ls{}", s.smoothing);
+                if s.convention == SmoothingConvention::Others {
+                    slug.push_str("-others");
+                }
+                if s.prior == SmoothingPrior::ClassFrequency {
+                    slug.push_str("-freq");
+                }
+                slug
+            }
+            Self::Focal(f) => format!("focal-g{}", f.gamma),
+            Self::FocalAdaptive(f) if *f == FocalAdaptiveSpec::default() => "flsd53".into(),
+            Self::FocalAdaptive(f) => {
+                let steps: String = f
+                    .schedule
+                    .iter()
+                    .map(|s| format!("g{}lt{}-", s.gamma, s.below))
+                    .collect();
+                format!("flsd-{steps}g{}", f.gamma)
+            }
+            Self::ConfidencePenalty(c) => format!("cp-b{}", c.beta),
+            Self::Brier(_) => "brier".into(),
+            Self::Mmce(m) => format!("mmce-l{}", m.lambda),
+            Self::Mbls(m) => format!("mbls-m{}-a{}", m.margin, m.alpha),
+        }
+    }
+
+    /// A label for reports and figures: `CE`, `LS ε=0.05`, `focal γ=3`, `FLSD-53`, ….
+    pub fn label(&self) -> String {
+        match self {
+            Self::SmoothedCe(s) if s.smoothing == 0.0 => "CE".into(),
+            Self::SmoothedCe(s) => {
+                let mut label = format!("LS ε={}", s.smoothing);
+                if s.convention == SmoothingConvention::Others {
+                    label.push_str(" (others)");
+                }
+                if s.prior == SmoothingPrior::ClassFrequency {
+                    label.push_str(" (class frequency)");
+                }
+                label
+            }
+            Self::Focal(f) => format!("focal γ={}", f.gamma),
+            Self::FocalAdaptive(f) if *f == FocalAdaptiveSpec::default() => "FLSD-53".into(),
+            Self::FocalAdaptive(f) => {
+                let steps: Vec<String> = f
+                    .schedule
+                    .iter()
+                    .map(|s| format!("γ={} below {}", s.gamma, s.below))
+                    .chain([format!("γ={}", f.gamma)])
+                    .collect();
+                format!("FLSD ({})", steps.join(", "))
+            }
+            Self::ConfidencePenalty(c) => format!("CP β={}", c.beta),
+            Self::Brier(_) => "Brier".into(),
+            Self::Mmce(m) => format!("MMCE λ={}", m.lambda),
+            Self::Mbls(m) => format!("MbLS m={} α={}", m.margin, m.alpha),
+        }
+    }
+}
+
+/// Label smoothing. The two fields added after the first release are left out of the
+/// canonical JSON at their defaults, so that the run ids of existing experiments stay.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmoothedCeSpec {
-    /// ε in `(1-ε)·onehot(y) + ε/K`; 0 is plain cross-entropy.
+    /// ε, the probability mass moved off the true class; 0 is plain cross-entropy.
     pub smoothing: f64,
+    #[serde(skip_serializing_if = "is_default")]
+    pub convention: SmoothingConvention,
+    #[serde(skip_serializing_if = "is_default")]
+    pub prior: SmoothingPrior,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Where the smoothing mass ε goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmoothingConvention {
+    /// `ε·π_k` to every class, the true one included (Szegedy et al. 2016, PyTorch,
+    /// timm, Müller et al. 2019): target `(1−ε)·onehot(y) + ε·π`.
+    #[default]
+    Uniform,
+    /// ε to the other classes only, in proportion to the prior (`ε/(K−1)` each for the
+    /// uniform prior): the true class gets exactly `1−ε` (Mukhoti et al.'s code).
+    Others,
+}
+
+/// The distribution π the smoothing mass follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmoothingPrior {
+    /// `1/K` per class.
+    #[default]
+    Uniform,
+    /// The label frequencies of the run's training split (Pereyra et al.'s unigram
+    /// smoothing).
+    ClassFrequency,
+}
+
+/// Focal loss `−(1−p_y)^γ·log p_y` (Lin et al. 2017); γ = 0 is cross-entropy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FocalSpec {
+    pub gamma: f64,
+}
+
+impl Default for FocalSpec {
+    fn default() -> Self {
+        Self { gamma: 3.0 }
+    }
+}
+
+/// Focal loss with a sample-dependent γ chosen from the detached `p_y` (Mukhoti et al.
+/// 2020): the first step whose `below` exceeds `p_y` gives γ, else `gamma`. The default
+/// is FLSD-53: γ = 5 for `p_y < 0.2`, 3 otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FocalAdaptiveSpec {
+    pub schedule: Vec<GammaStep>,
+    pub gamma: f64,
+}
+
+impl Default for FocalAdaptiveSpec {
+    fn default() -> Self {
+        Self {
+            schedule: vec![GammaStep {
+                below: 0.2,
+                gamma: 5.0,
+            }],
+            gamma: 3.0,
+        }
+    }
+}
+
+/// γ for the samples whose `p_y` is below `below` (and not below an earlier step's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GammaStep {
+    pub below: f64,
+    pub gamma: f64,
+}
+
+/// Confidence penalty (Pereyra et al. 2017) as the paper writes it: `CE − β·H(p)`.
+/// torch-uncertainty adds `β·(log K − H(p))` instead: the same gradient, a loss higher
+/// by `β·log K`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfidencePenaltySpec {
+    pub beta: f64,
+}
+
+impl Default for ConfidencePenaltySpec {
+    fn default() -> Self {
+        Self { beta: 0.1 }
+    }
+}
+
+/// The Brier score `Σ_k (p_k − onehot(y)_k)²` as the loss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrierSpec {}
+
+/// `CE + λ·MMCE_w` (Kumar et al. 2018, weighted, as Mukhoti et al. 2020 use it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MmceSpec {
+    pub lambda: f64,
+}
+
+impl Default for MmceSpec {
+    fn default() -> Self {
+        Self { lambda: 2.0 }
+    }
+}
+
+/// Margin-based label smoothing (Liu et al. 2022):
+/// `CE + α·mean_k ReLU(max_j z_j − z_k − margin)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MblsSpec {
+    pub margin: f64,
+    pub alpha: f64,
+}
+
+impl Default for MblsSpec {
+    fn default() -> Self {
+        Self {
+            margin: 10.0,
+            alpha: 0.1,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- optimiser
@@ -517,6 +720,23 @@ pub struct TrainingSpec {
     pub batch_size: usize,
     /// Batch size for evaluation passes (no gradients, so it can be large).
     pub eval_batch_size: usize,
+    /// Mixup on every training batch; absent (and left out of the canonical JSON) without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixup: Option<MixupSpec>,
+}
+
+/// Mixup (Zhang et al. 2018): each batch is mixed with a permutation of itself,
+/// `x̃ = λ·x + (1−λ)·x[perm]`, with `λ ~ Beta(α, α)` drawn per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MixupSpec {
+    pub alpha: f64,
+}
+
+impl Default for MixupSpec {
+    fn default() -> Self {
+        Self { alpha: 0.2 }
+    }
 }
 
 impl Default for TrainingSpec {
@@ -525,6 +745,7 @@ impl Default for TrainingSpec {
             epochs: 10,
             batch_size: 128,
             eval_batch_size: 2048,
+            mixup: None,
         }
     }
 }

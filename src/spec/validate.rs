@@ -203,11 +203,60 @@ fn model(m: &ModelSpec, dataset: &DatasetSpec) -> Result<(), Invalid> {
     })
 }
 
+/// The largest focusing parameter γ accepted: `(1−p)^γ` underflows f32 for any p
+/// below 1 − 10⁻¹ long before, and published schedules stay below 10.
+const MAX_GAMMA: f64 = 100.0;
+
+/// The most steps a focal γ schedule may have.
+const MAX_GAMMA_STEPS: usize = 16;
+
 fn loss(l: &LossSpec) -> Result<(), Invalid> {
+    let weight = |x: f64, path: &str| {
+        ensure(x >= 0.0 && x.is_finite(), path, || {
+            format!("expected a finite value ≥ 0, got {x}")
+        })
+    };
+    let gamma = |g: f64, path: &str| {
+        ensure((0.0..=MAX_GAMMA).contains(&g), path, || {
+            format!("expected a focusing parameter γ in [0, {MAX_GAMMA}], got {g}")
+        })
+    };
     match l {
         LossSpec::SmoothedCe(l) => ensure(in_unit_interval(l.smoothing), "loss.smoothing", || {
             format!("expected a smoothing ε in [0, 1), got {}", l.smoothing)
         }),
+        LossSpec::Focal(f) => gamma(f.gamma, "loss.gamma"),
+        LossSpec::FocalAdaptive(f) => {
+            ensure(f.schedule.len() <= MAX_GAMMA_STEPS, "loss.schedule", || {
+                format!(
+                    "expected at most {MAX_GAMMA_STEPS} steps, got {}",
+                    f.schedule.len()
+                )
+            })?;
+            let mut previous = 0.0;
+            for (i, step) in f.schedule.iter().enumerate() {
+                ensure(
+                    step.below > previous && step.below <= 1.0,
+                    &format!("loss.schedule[{i}].below"),
+                    || {
+                        format!(
+                            "expected a probability in ({previous}, 1], above the previous step's, got {}",
+                            step.below
+                        )
+                    },
+                )?;
+                gamma(step.gamma, &format!("loss.schedule[{i}].gamma"))?;
+                previous = step.below;
+            }
+            gamma(f.gamma, "loss.gamma")
+        }
+        LossSpec::ConfidencePenalty(c) => weight(c.beta, "loss.beta"),
+        LossSpec::Brier(_) => Ok(()),
+        LossSpec::Mmce(m) => weight(m.lambda, "loss.lambda"),
+        LossSpec::Mbls(m) => {
+            weight(m.margin, "loss.margin")?;
+            weight(m.alpha, "loss.alpha")
+        }
     }
 }
 
@@ -248,6 +297,9 @@ fn optimizer(o: &OptimizerSpec) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The largest mixup α accepted: Beta(α, α) is already all but the point ½ at 1000.
+const MAX_MIXUP_ALPHA: f64 = 1000.0;
+
 /// The schedule is checked with the training section: warm-up is bounded by the epochs
 /// and the cosine floor by the optimiser's learning rate `lr`.
 fn training_and_schedule(
@@ -267,6 +319,18 @@ fn training_and_schedule(
         "training.eval_batch_size",
         || "expected a batch size ≥ 1, got 0".into(),
     )?;
+    if let Some(mixup) = &training.mixup {
+        ensure(
+            mixup.alpha > 0.0 && mixup.alpha <= MAX_MIXUP_ALPHA,
+            "training.mixup.alpha",
+            || {
+                format!(
+                    "expected a Beta(α, α) parameter α in (0, {MAX_MIXUP_ALPHA}], got {}",
+                    mixup.alpha
+                )
+            },
+        )?;
+    }
     let warmup = schedule.warmup_epochs();
     ensure(
         (0.0..=epochs as f64).contains(&warmup),

@@ -34,6 +34,8 @@ fn bench_models_writes_its_figures() {
         "1",
         "--models",
         "mlp-sgd",
+        "--losses",
+        "ls,focal",
         "--json",
         "models.json",
     ]);
@@ -46,15 +48,22 @@ fn bench_models_writes_its_figures() {
         "allocator",
         "CPU:",
         "mlp-sgd",
+        "ls0.1",
+        "focal-g3",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
     let figures = json(&ws.path().join("models.json"));
     assert_eq!(figures["benchmark"], "models");
-    assert_eq!(figures["smoothing"], 0.1);
     check_environment(&figures["environment"]);
     let cases = figures["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 1);
+    assert_eq!(cases.len(), 2, "one case per model and loss");
+    assert_eq!(cases[0]["loss"], "ls0.1");
+    assert_eq!(cases[0]["loss_spec"]["name"], "smoothed_ce");
+    assert_eq!(cases[0]["loss_spec"]["smoothing"], 0.1);
+    assert_eq!(cases[1]["loss"], "focal-g3");
+    assert_eq!(cases[1]["loss_spec"]["name"], "focal");
+    assert_eq!(cases[1]["loss_spec"]["gamma"], 3.0);
     let case = &cases[0];
     assert_eq!(case["case"], "mlp-sgd");
     assert_eq!(case["model"], "MLP 784-512-512-10");

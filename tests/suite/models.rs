@@ -448,7 +448,9 @@ fn a_two_layer_dense_net_has_the_gradients_of_finite_differences() {
     let loss = |x: &Tensor| -> Tensor {
         let logits = head.forward(&hidden.forward(x).unwrap()).unwrap();
         let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
-        smoothlab::loss::smoothed_cross_entropy(&logits, &y, 0.1).unwrap()
+        smoothlab::loss::Loss::smoothed(0.1)
+            .compute(&logits, &y)
+            .unwrap()
     };
     assert_gradients_are_finite_differences(&vars, || loss(&x), 1e-8);
 }

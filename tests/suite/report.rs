@@ -293,6 +293,61 @@ fn plots_and_the_html_page_are_written() {
     }
 }
 
+#[test]
+fn a_sweep_over_losses_is_grouped_and_drawn_by_method() {
+    let ws = Workspace::new();
+    let file = ws.write(
+        "methods.json",
+        r#"{
+  "name": "methods",
+  "dataset": { "name": "synthetic", "classes": 3, "features": 4, "train_size": 120, "test_size": 60, "class_sep": 1.0 },
+  "model": { "name": "mlp", "hidden": [8] },
+  "training": { "epochs": 2, "batch_size": 32 },
+  "device": "cpu",
+  "sweep": {
+    "loss": [
+      { "name": "smoothed_ce", "smoothing": 0 },
+      { "name": "smoothed_ce", "smoothing": 0.05 },
+      { "name": "focal", "gamma": 3 },
+      { "name": "mmce" }
+    ],
+    "seed": [0, 1]
+  }
+}"#,
+    );
+    let out = ws.run(&file, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let dir = ws.results().join("methods");
+    let text = report(&ws, &[dir.to_str().unwrap()]);
+    for label in ["CE", "LS ε=0.05", "focal γ=3", "MMCE λ=2"] {
+        assert!(text.contains(label), "{label:?} not in:\n{text}");
+    }
+    let records: Vec<Value> =
+        serde_json::from_str(&report(&ws, &[dir.to_str().unwrap(), "--format", "json"])).unwrap();
+    assert_eq!(records.len(), 4, "one group per loss, the seeds pooled");
+    for record in &records {
+        assert_eq!(record["completed"], json!(2), "{record}");
+    }
+    assert_eq!(records[2]["loss"]["name"], "focal");
+
+    let plots = ws.path().join("plots");
+    report(
+        &ws,
+        &[dir.to_str().unwrap(), "--plots", plots.to_str().unwrap()],
+    );
+    for stem in ["ece-by-method", "accuracy-by-method"] {
+        let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
+        for label in ["CE", "LS ε=0.05", "focal γ=3", "MMCE λ=2"] {
+            assert!(svg.contains(label), "{stem}: {label:?} missing");
+        }
+        png_size(&plots.join(format!("{stem}.png")));
+    }
+    assert!(
+        !plots.join("ece-vs-smoothing.svg").exists(),
+        "ε is not a grouping key here"
+    );
+}
+
 /// A 3-feature, 3-class MLP whose hidden layer is the identity, so that its penultimate
 /// features are relu(x), and whose templates are 2·e_k.
 const KNOWN: &str = r#"{

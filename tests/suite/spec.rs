@@ -19,6 +19,7 @@ fn error(text: &str) -> String {
 fn smoothing(run: &spec::PlannedRun) -> f64 {
     match &run.config.loss {
         LossSpec::SmoothedCe(l) => l.smoothing,
+        other => panic!("not a smoothed loss: {other:?}"),
     }
 }
 
@@ -360,6 +361,71 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             r#"`sweep["optimizer.name"][1]`"#,
             "sweep `optimizer` itself",
         ),
+        (
+            r#"{"name": "x", "loss": {"name": "focal", "gamma": -1}}"#,
+            "`loss.gamma`",
+            "γ in [0, 100]",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "focal_adaptive", "schedule": [{"below": 0.5, "gamma": 5}, {"below": 0.2, "gamma": 4}]}}"#,
+            "`loss.schedule[1].below`",
+            "above the previous step's",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "focal_adaptive", "schedule": [{"below": 0.2, "gamma": 500}]}}"#,
+            "`loss.schedule[0].gamma`",
+            "γ in [0, 100]",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "mmce", "lambda": -2}}"#,
+            "`loss.lambda`",
+            "finite value ≥ 0",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "mbls", "margin": -10}}"#,
+            "`loss.margin`",
+            "finite value ≥ 0",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "confidence_penalty", "beta": -0.1}}"#,
+            "`loss.beta`",
+            "finite value ≥ 0",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "smoothed_ce", "convention": "true_class"}}"#,
+            "`loss.convention`",
+            "unknown variant",
+        ),
+        (
+            r#"{"name": "x", "loss": {"name": "huber"}}"#,
+            "`loss.name`",
+            "focal_adaptive",
+        ),
+        (
+            r#"{"name": "x", "training": {"mixup": {"alpha": 0}}}"#,
+            "`training.mixup.alpha`",
+            "α in (0, 1000]",
+        ),
+        (
+            r#"{"name": "x", "training": {"mixup": {"alpha": 0.2}}, "sweep": {"training.mixup.alpha": [0.2, -1]}}"#,
+            r#"`sweep["training.mixup.alpha"][1]`"#,
+            "α in (0, 1000]",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"training.mixup": [null, {"alpha": -1}]}}"#,
+            r#"`sweep["training.mixup"][1]`"#,
+            "α in (0, 1000]",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"training.mixup.alpha": [0.2]}}"#,
+            r#"`sweep["training.mixup.alpha"]`"#,
+            "`training` has no `mixup`",
+        ),
+        (
+            r#"{"name": "x", "sweep": {"training.epoch": [1, 2]}}"#,
+            r#"`sweep["training.epoch"]`"#,
+            "`training` has no `epoch` (it has: epochs",
+        ),
     ];
     for (text, path, expected) in cases {
         let e = error(text);
@@ -394,6 +460,88 @@ fn a_whole_section_can_be_swept_and_its_name_labels_the_run() {
         plan.runs[1].id.starts_with("optimizer=adamw_"),
         "{}",
         plan.runs[1].id
+    );
+}
+
+#[test]
+fn a_loss_sweep_labels_each_run_by_its_method() {
+    let plan = parse(
+        r#"{"name": "x", "sweep": {"loss": [
+            {"name": "smoothed_ce", "smoothing": 0},
+            {"name": "smoothed_ce", "smoothing": 0.05},
+            {"name": "smoothed_ce", "smoothing": 0.05, "convention": "others", "prior": "class_frequency"},
+            {"name": "focal", "gamma": 3},
+            {"name": "focal_adaptive"},
+            {"name": "focal_adaptive", "schedule": [{"below": 0.25, "gamma": 4}], "gamma": 2},
+            {"name": "confidence_penalty", "beta": 0.1},
+            {"name": "brier"},
+            {"name": "mmce"},
+            {"name": "mbls"}
+        ]}}"#,
+    )
+    .unwrap();
+    let labels: Vec<_> = plan
+        .runs
+        .iter()
+        .map(|r| r.id.rsplit_once('_').unwrap().0.to_owned())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "loss=ce",
+            "loss=ls0.05",
+            "loss=ls0.05-others-freq",
+            "loss=focal-g3",
+            "loss=flsd53",
+            "loss=flsd-g4lt0.25-g2",
+            "loss=cp-b0.1",
+            "loss=brier",
+            "loss=mmce-l2",
+            "loss=mbls-m10-a0.1",
+        ]
+    );
+    let ids: std::collections::HashSet<_> = plan.runs.iter().map(|r| &r.id).collect();
+    assert_eq!(ids.len(), plan.runs.len());
+    // The defaults of the new sections are what the papers use.
+    let config = |i: usize| serde_json::to_value(&plan.runs[i].config.loss).unwrap();
+    assert_eq!(
+        config(4),
+        serde_json::json!({"name": "focal_adaptive", "schedule": [{"below": 0.2, "gamma": 5.0}], "gamma": 3.0})
+    );
+    assert_eq!(config(8)["lambda"], 2.0);
+    assert_eq!(
+        (config(9)["margin"].clone(), config(9)["alpha"].clone()),
+        (10.0.into(), 0.1.into())
+    );
+}
+
+#[test]
+fn the_smoothing_conventions_and_mixup_leave_existing_run_ids_alone() {
+    // Written defaults hash like omitted ones, so results made before these options
+    // existed keep their directories.
+    let plain = parse(r#"{"name": "x", "sweep": {"loss.smoothing": [0.0, 0.1]}}"#).unwrap();
+    let explicit = parse(
+        r#"{"name": "x", "loss": {"name": "smoothed_ce", "convention": "uniform", "prior": "uniform"},
+            "sweep": {"loss.smoothing": [0.0, 0.1]}}"#,
+    )
+    .unwrap();
+    for (a, b) in plain.runs.iter().zip(&explicit.runs) {
+        assert_eq!(a.id, b.id);
+    }
+    let quickstart = spec::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/quickstart.json"
+    )))
+    .unwrap();
+    let ids: Vec<_> = quickstart.runs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["smoothing=0.0_9eec0710", "smoothing=0.1_744862da"]);
+    let mixed = parse(
+        r#"{"name": "x", "training": {"mixup": {"alpha": 0.2}}, "sweep": {"loss.smoothing": [0.0, 0.1]}}"#,
+    )
+    .unwrap();
+    assert_ne!(
+        mixed.runs[0].id, plain.runs[0].id,
+        "mixup is part of the config"
     );
 }
 

@@ -10,12 +10,14 @@
 //! draws that strip and `axes` a panel's chart. Each figure kind has its own module.
 
 mod axes;
+mod bars;
 mod error_bars;
 mod legend;
 mod lines;
 mod reliability;
 mod scatter;
 
+pub use bars::{grouped_bars, BarGroup};
 pub use error_bars::{error_bar_lines, MeanPoint, Series};
 pub use lines::{line_panels, Line, LinePanel};
 pub use reliability::{reliability_diagrams, ReliabilityPanel};

@@ -19,7 +19,7 @@
 
 use super::{label_indices, Loss};
 use crate::kernels::cpu::{self, Float};
-use crate::spec::SmoothingConvention;
+use crate::spec::{MmceEstimator, SmoothingConvention};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
@@ -274,7 +274,9 @@ impl Loss {
 /// `C` or `W` is empty. Correctness is not differentiated; `r_i` is, through
 /// `∂r_i/∂z_ik = r_i·(onehot(argmax)_k − p_ik)`. Mukhoti et al.'s released code also
 /// takes the mean of each product matrix before dividing by m², n² and mn, which scales
-/// the three sums again by those counts; this is the paper's estimator.
+/// the three sums again by those counts: [`MmceEstimator::ReferenceCode`], the weights
+/// divided by m² and n² (their extra 10⁻⁵ in each denominator, a relative 10⁻⁵ at
+/// most, is left out).
 ///
 /// Its cost is O(batch²) kernel evaluations per step, forward and backward.
 struct Mmce {
@@ -291,7 +293,7 @@ const MMCE_WIDTH: f64 = 0.4;
 const MMCE_FLOOR: f64 = 1e-10;
 
 impl Mmce {
-    fn new<T: Float>(z: &[T], labels: &[usize], classes: usize) -> Self {
+    fn new<T: Float>(z: &[T], labels: &[usize], classes: usize, estimator: MmceEstimator) -> Self {
         let (confidence, argmax): (Vec<f64>, Vec<usize>) = z
             .chunks_exact(classes)
             .map(|row| {
@@ -303,14 +305,19 @@ impl Mmce {
         let correct: Vec<bool> = argmax.iter().zip(labels).map(|(a, y)| a == y).collect();
         let m = correct.iter().filter(|&&c| c).count();
         let n = correct.len() - m;
+        let power = match estimator {
+            MmceEstimator::Paper => 1,
+            MmceEstimator::ReferenceCode => 2,
+        };
+        let (m_norm, n_norm) = ((m as f64).powi(power), (n as f64).powi(power));
         let (weight, weight_slope) = correct
             .iter()
             .zip(&confidence)
             .map(|(&correct, &r)| {
                 if correct {
-                    ((1.0 - r) / m as f64, -1.0 / m as f64)
+                    ((1.0 - r) / m_norm, -1.0 / m_norm)
                 } else {
-                    (-r / n as f64, -1.0 / n as f64)
+                    (-r / n_norm, -1.0 / n_norm)
                 }
             })
             .unzip();
@@ -400,8 +407,8 @@ impl Fused {
             .map(|(row, &y)| self.0.row_value(row, y))
             .sum();
         let mut loss = total / batch as f64;
-        if let Loss::Mmce { lambda } = self.0 {
-            loss += Mmce::new(z, &labels, classes).value(lambda);
+        if let Loss::Mmce { lambda, estimator } = self.0 {
+            loss += Mmce::new(z, &labels, classes, estimator).value(lambda);
         }
         Ok((
             T::to_cpu_storage_owned(vec![cast::<T>(loss)]),
@@ -428,8 +435,8 @@ impl Fused {
             {
                 self.0.row_gradient(row, y, scale, g);
             }
-            if let Loss::Mmce { lambda } = self.0 {
-                let mmce = Mmce::new(z, &labels, classes);
+            if let Loss::Mmce { lambda, estimator } = self.0 {
+                let mmce = Mmce::new(z, &labels, classes, estimator);
                 let by_confidence = mmce.confidence_gradient(lambda);
                 for (i, (row, g)) in z
                     .chunks_exact(classes)

@@ -21,7 +21,7 @@ mod fused;
 pub mod ops;
 
 use crate::kernels::cpu;
-use crate::spec::{LossSpec, SmoothingConvention, SmoothingPrior};
+use crate::spec::{LossSpec, MmceEstimator, SmoothingConvention, SmoothingPrior};
 use candle_core::{bail, DType, Result, Tensor};
 
 /// A loss ready to train with: its spec with everything it needs from the data (the
@@ -41,6 +41,7 @@ pub enum Loss {
     Brier,
     Mmce {
         lambda: f64,
+        estimator: MmceEstimator,
     },
     Mbls {
         margin: f64,
@@ -132,7 +133,10 @@ impl Loss {
             }),
             LossSpec::ConfidencePenalty(c) => Self::ConfidencePenalty { beta: c.beta },
             LossSpec::Brier(_) => Self::Brier,
-            LossSpec::Mmce(m) => Self::Mmce { lambda: m.lambda },
+            LossSpec::Mmce(m) => Self::Mmce {
+                lambda: m.lambda,
+                estimator: m.estimator,
+            },
             LossSpec::Mbls(m) => Self::Mbls {
                 margin: m.margin,
                 alpha: m.alpha,

@@ -3,7 +3,7 @@
 //! is, over the soft target or `log_softmax`, not the way the fused op computes it.
 
 use super::{GammaSchedule, Loss};
-use crate::spec::SmoothingConvention;
+use crate::spec::{MmceEstimator, SmoothingConvention};
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::ops::{log_softmax, softmax};
 
@@ -47,9 +47,9 @@ pub fn compute(loss: &Loss, logits: &Tensor, labels: &Tensor) -> Result<Tensor> 
             .sqr()?
             .sum(1)?
             .mean_all(),
-        Loss::Mmce { lambda } => {
+        Loss::Mmce { lambda, estimator } => {
             let p = softmax(logits, D::Minus1)?;
-            nll()?.mean_all()? + (mmce(&p, labels)? * *lambda)?
+            nll()?.mean_all()? + (mmce(&p, labels, *estimator)? * *lambda)?
         }
         Loss::Mbls { margin, alpha } => {
             let gap = logits.max_keepdim(1)?.broadcast_sub(logits)?;
@@ -105,16 +105,24 @@ fn focal_weight(schedule: &GammaSchedule, others: &Tensor, p_y: &Tensor) -> Resu
 
 /// `sqrt(MMCE²_w + 10⁻¹⁰)` of the batch (0 unless it has both correct and incorrect
 /// predictions), from the confidences `r = max p` and the detached correctness.
-fn mmce(p: &Tensor, labels: &Tensor) -> Result<Tensor> {
+fn mmce(p: &Tensor, labels: &Tensor, estimator: MmceEstimator) -> Result<Tensor> {
     let r = p.max(1)?;
     let correct = p.argmax(1)?.eq(labels)?.to_dtype(p.dtype())?.detach();
     let wrong = (1.0 - &correct)?;
     let m = correct.sum_all()?;
     let n = wrong.sum_all()?;
     let both = (m.gt(0.0)? * n.gt(0.0)?)?.to_dtype(p.dtype())?;
-    // w_i = (1−r_i)/m on the correct, −r_i/n on the others.
-    let w = ((&correct * (1.0 - &r)?)?.broadcast_div(&m.maximum(1.0)?)?
-        - (&wrong * &r)?.broadcast_div(&n.maximum(1.0)?)?)?;
+    // w_i = (1−r_i)/m on the correct, −r_i/n on the others (m², n² for the
+    // reference code's estimator).
+    let norm = |count: Tensor| -> Result<Tensor> {
+        let count = count.maximum(1.0)?;
+        match estimator {
+            MmceEstimator::Paper => Ok(count),
+            MmceEstimator::ReferenceCode => count.sqr(),
+        }
+    };
+    let w = ((&correct * (1.0 - &r)?)?.broadcast_div(&norm(m)?)?
+        - (&wrong * &r)?.broadcast_div(&norm(n)?)?)?;
     let distance = r.unsqueeze(1)?.broadcast_sub(&r.unsqueeze(0)?)?.abs()?;
     let kernel = (distance / -0.4)?.exp()?;
     let squared = w

@@ -403,7 +403,10 @@ impl LossSpec {
             }
             Self::ConfidencePenalty(c) => format!("cp-b{}", c.beta),
             Self::Brier(_) => "brier".into(),
-            Self::Mmce(m) => format!("mmce-l{}", m.lambda),
+            Self::Mmce(m) => match m.estimator {
+                MmceEstimator::Paper => format!("mmce-l{}", m.lambda),
+                MmceEstimator::ReferenceCode => format!("mmce-l{}-code", m.lambda),
+            },
             Self::Mbls(m) => format!("mbls-m{}-a{}", m.margin, m.alpha),
         }
     }
@@ -435,7 +438,10 @@ impl LossSpec {
             }
             Self::ConfidencePenalty(c) => format!("CP β={}", c.beta),
             Self::Brier(_) => "Brier".into(),
-            Self::Mmce(m) => format!("MMCE λ={}", m.lambda),
+            Self::Mmce(m) => match m.estimator {
+                MmceEstimator::Paper => format!("MMCE λ={}", m.lambda),
+                MmceEstimator::ReferenceCode => format!("MMCE λ={} (reference code)", m.lambda),
+            },
             Self::Mbls(m) => format!("MbLS m={} α={}", m.margin, m.alpha),
         }
     }
@@ -551,12 +557,31 @@ pub struct BrierSpec {}
 #[serde(deny_unknown_fields, default)]
 pub struct MmceSpec {
     pub lambda: f64,
+    #[serde(skip_serializing_if = "is_default")]
+    pub estimator: MmceEstimator,
 }
 
 impl Default for MmceSpec {
     fn default() -> Self {
-        Self { lambda: 2.0 }
+        Self {
+            lambda: 2.0,
+            estimator: MmceEstimator::default(),
+        }
     }
+}
+
+/// How the three kernel sums of MMCE²_w are normalised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MmceEstimator {
+    /// Kumar et al.'s estimator: the sums over correct×correct, wrong×wrong and
+    /// correct×wrong pairs divided by m², n² and mn.
+    #[default]
+    Paper,
+    /// Mukhoti et al.'s released code: the mean of each pair matrix, divided again by
+    /// m², n² and mn (so by m⁴, n⁴ and m²n²): a term smaller by about the batch size
+    /// squared, which is what their MMCE numbers were trained with.
+    ReferenceCode,
 }
 
 /// Margin-based label smoothing (Liu et al. 2022):

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use smoothlab::loss::{ops, GammaSchedule, Loss, Mix};
-use smoothlab::spec::SmoothingConvention;
+use smoothlab::spec::{MmceEstimator, SmoothingConvention};
 
 fn logits(rows: &[&[f64]]) -> Tensor {
     let k = rows[0].len();
@@ -62,6 +62,10 @@ fn flsd53() -> Loss {
     })
 }
 
+fn mmce(lambda: f64, estimator: MmceEstimator) -> Loss {
+    Loss::Mmce { lambda, estimator }
+}
+
 fn smoothed(smoothing: f64, convention: SmoothingConvention, prior: Option<Vec<f64>>) -> Loss {
     Loss::SmoothedCe {
         smoothing,
@@ -95,7 +99,11 @@ fn all_losses(classes: usize) -> Vec<(String, Loss)> {
         ("FLSD-53".into(), flsd53()),
         ("CP 0.3".into(), Loss::ConfidencePenalty { beta: 0.3 }),
         ("Brier".into(), Loss::Brier),
-        ("MMCE 2".into(), Loss::Mmce { lambda: 2.0 }),
+        ("MMCE 2".into(), mmce(2.0, MmceEstimator::Paper)),
+        (
+            "MMCE 2, reference code".into(),
+            mmce(2.0, MmceEstimator::ReferenceCode),
+        ),
         (
             "MbLS m=1 α=0.5".into(),
             Loss::Mbls {
@@ -228,7 +236,7 @@ fn mmce_by_hand() {
     // (−ln ¾ − ln 0.2)/2 plus λ·sqrt(MMCE² + 1e-10), λ = 2.
     let squared = 0.0625 + 0.64 - 0.4 * (-0.125f64).exp();
     let expected = (-(0.75f64.ln()) - 0.2f64.ln()) / 2.0 + 2.0 * (squared + 1e-10).sqrt();
-    let loss = Loss::Mmce { lambda: 2.0 };
+    let loss = mmce(2.0, MmceEstimator::Paper);
     let z: &[&[f64]] = &[&[0.0, 3f64.ln()], &[4f64.ln(), 0.0]];
     assert_close(value(&loss, z, &[1, 1]), expected, 1e-12, "MMCE");
     // All correct: no calibration term.
@@ -239,6 +247,34 @@ fn mmce_by_hand() {
         1e-12,
         "MMCE, all correct",
     );
+}
+
+#[test]
+fn mmce_as_mukhoti_et_als_code_normalises_it() {
+    // PyTorch (Mukhoti et al.'s MMCE_weighted): the mean of each pair matrix
+    // (kernel · weights), then 1/m² · cc + 1/n² · ww − 2/(mn) · cw, and
+    // F.cross_entropy(logits, targets) + λ·sqrt(that + 1e-10).
+    // Samples A and A': p = (¼, ¾), y = 1, correct, r = 0.75; B: p = (0.8, 0.2), y = 1,
+    // wrong, r = 0.8; m = 2, n = 1. The cc matrix is 0.25² everywhere (kernel 1): mean
+    // 0.0625, ÷ m² = 0.015625. ww: 0.64. cw: 0.25·0.8·e^(−0.125) everywhere, mean the
+    // same, × 2/(mn) = 0.2·e^(−0.125). Kumar et al.'s estimator divides the sums, not
+    // the means: cc 4·0.0625/4 = 0.0625, cw 2·2·0.2·e^(−0.125)/2.
+    let z: &[&[f64]] = &[&[0.0, 3f64.ln()], &[0.0, 3f64.ln()], &[4f64.ln(), 0.0]];
+    let ce = (-2.0 * 0.75f64.ln() - 0.2f64.ln()) / 3.0;
+    let e = (-0.125f64).exp();
+    let code = 0.015625 + 0.64 - 0.2 * e;
+    let paper = 0.0625 + 0.64 - 0.4 * e;
+    for (estimator, squared) in [
+        (MmceEstimator::ReferenceCode, code),
+        (MmceEstimator::Paper, paper),
+    ] {
+        assert_close(
+            value(&mmce(2.0, estimator), z, &[1, 1, 1]),
+            ce + 2.0 * (squared + 1e-10).sqrt(),
+            1e-12,
+            &format!("{estimator:?}"),
+        );
+    }
 }
 
 // ------------------------------------------------------------ gradients
@@ -380,7 +416,7 @@ fn every_loss_reduces_to_cross_entropy_at_its_zero_setting() {
         &Loss::smoothed(0.0),
         "class-frequency prior, ε = 0",
     );
-    assert_identical(&Loss::Mmce { lambda: 0.0 }, &ce, "MMCE λ = 0");
+    assert_identical(&mmce(0.0, MmceEstimator::Paper), &ce, "MMCE λ = 0");
     assert_identical(
         &Loss::Mbls {
             margin: 10.0,

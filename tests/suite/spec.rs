@@ -476,6 +476,7 @@ fn a_loss_sweep_labels_each_run_by_its_method() {
             {"name": "confidence_penalty", "beta": 0.1},
             {"name": "brier"},
             {"name": "mmce"},
+            {"name": "mmce", "lambda": 2, "estimator": "reference_code"},
             {"name": "mbls"}
         ]}}"#,
     )
@@ -497,6 +498,7 @@ fn a_loss_sweep_labels_each_run_by_its_method() {
             "loss=cp-b0.1",
             "loss=brier",
             "loss=mmce-l2",
+            "loss=mmce-l2-code",
             "loss=mbls-m10-a0.1",
         ]
     );
@@ -509,8 +511,10 @@ fn a_loss_sweep_labels_each_run_by_its_method() {
         serde_json::json!({"name": "focal_adaptive", "schedule": [{"below": 0.2, "gamma": 5.0}], "gamma": 3.0})
     );
     assert_eq!(config(8)["lambda"], 2.0);
+    assert_eq!(config(8).get("estimator"), None, "the default is left out");
+    assert_eq!(config(9)["estimator"], "reference_code");
     assert_eq!(
-        (config(9)["margin"].clone(), config(9)["alpha"].clone()),
+        (config(10)["margin"].clone(), config(10)["alpha"].clone()),
         (10.0.into(), 0.1.into())
     );
 }

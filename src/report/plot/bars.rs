@@ -17,11 +17,30 @@ pub struct BarGroup {
     pub bars: Vec<Option<MeanPoint>>,
 }
 
-/// Room under the bars for the category labels.
-const CATEGORY_LABEL_AREA: u32 = 36;
+/// Room under the bars for the category labels: up to three lines.
+const CATEGORY_LABEL_AREA: u32 = 56;
 /// Width per category; the figure is at least [`MIN_WIDTH`].
 const CATEGORY_WIDTH: u32 = 90;
 const MIN_WIDTH: u32 = 640;
+/// Characters of a category label per line: a tick-size character is about 0.55 of the
+/// font size wide, and a label keeps a little space from its neighbours.
+const LABEL_CHARS: usize = ((CATEGORY_WIDTH as f64 - 10.0) / (TICK_SIZE * 0.55)) as usize;
+
+/// `label` in lines of at most `width` characters, broken at spaces (a longer word
+/// keeps a line of its own).
+fn wrap(label: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in label.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
 
 /// Grouped bars: `measures` names the bars of each group (the legend), `groups` the
 /// clusters along the x axis. The y axis starts at 0 when every value is ≥ 0.
@@ -136,14 +155,16 @@ impl Picture for Bars<'_> {
                     }
                 }
             }
-            // The category's label, under its cluster.
+            // The category's label under its cluster, wrapped to the cluster's width.
             let base = chart.y_range().start;
-            chart.draw_series([EmptyElement::at((i as f64, base))
-                + Text::new(
-                    group.label.clone(),
-                    (0, 8),
-                    text(TICK_SIZE, HPos::Center, VPos::Top),
-                )])?;
+            for (line, words) in wrap(&group.label, LABEL_CHARS).into_iter().enumerate() {
+                chart.draw_series([EmptyElement::at((i as f64, base))
+                    + Text::new(
+                        words,
+                        (0, 8 + line as i32 * (TICK_SIZE as i32 + 2)),
+                        text(TICK_SIZE, HPos::Center, VPos::Top),
+                    )])?;
+            }
         }
         Ok(())
     }

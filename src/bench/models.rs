@@ -331,13 +331,7 @@ fn measure(
         .sum();
     let mut optimizer = Optimizer::new(&case.optimizer(), model.parameters());
     let (pool, order) = random_pool(input, batch, device).context("generating the batches")?;
-    let loss = Loss::new(&loss_spec, || {
-        let mut counts = vec![0; CLASSES];
-        for y in pool.y.to_vec1::<u32>()? {
-            counts[y as usize] += 1;
-        }
-        Ok(counts)
-    })?;
+    let loss = Loss::new(&loss_spec, || crate::data::class_counts(&pool.y, CLASSES))?;
     let mut dropout = seeded(SEED, Stream::Dropout);
     let mut taken = 0;
     // As in an epoch of training: a batch is an index selection from the data on the

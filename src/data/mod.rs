@@ -97,16 +97,22 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// How many training samples each class has (one read of the labels from the device).
+    /// How many training samples each class has.
     pub fn train_class_counts(&self) -> candle_core::Result<Vec<usize>> {
-        let mut counts = vec![0; self.classes];
-        for y in self.train.y.to_vec1::<u32>()? {
-            if let Some(count) = counts.get_mut(y as usize) {
-                *count += 1;
-            }
-        }
-        Ok(counts)
+        class_counts(&self.train.y, self.classes)
     }
+}
+
+/// How many of the U32 `labels` fall in each of `classes` classes (one read from the
+/// device; a label out of range counts nowhere).
+pub fn class_counts(labels: &Tensor, classes: usize) -> candle_core::Result<Vec<usize>> {
+    let mut counts = vec![0; classes];
+    for y in labels.to_vec1::<u32>()? {
+        if let Some(count) = counts.get_mut(y as usize) {
+            *count += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// Training and test data as the source provides them, before the validation split.

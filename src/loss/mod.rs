@@ -96,9 +96,8 @@ impl Loss {
         }
     }
 
-    /// The loss of `spec` for a training split with `class_counts` (read only for the
-    /// class-frequency prior; `None` where the caller has no counts and the spec needs
-    /// none).
+    /// The loss of `spec`; `class_counts` gives the training split's label counts and is
+    /// called only for the class-frequency prior.
     pub fn new(spec: &LossSpec, class_counts: impl FnOnce() -> Result<Vec<usize>>) -> Result<Self> {
         Ok(match spec {
             LossSpec::SmoothedCe(s) => {

@@ -15,6 +15,14 @@ pub const SMOOTHING_KEY: &str = "loss.smoothing";
 /// The key of the whole loss section: grouping by it compares training methods.
 pub const LOSS_KEY: &str = "loss";
 
+/// The metrics drawn against ε and per method: the figures' stem prefix, the report
+/// metrics they show and the y axis.
+const COMPARED: [(&str, &[&str], &str); 3] = [
+    ("ece", &["ece", "ece_scaled"], "test ECE (15 bins)"),
+    ("accuracy", &["accuracy"], "test accuracy"),
+    ("logit-gap", &["logit_gap"], "mean true-class logit gap"),
+];
+
 /// A figure and the file stem it is saved under.
 pub struct NamedFigure {
     pub stem: String,
@@ -34,42 +42,26 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
             figures.push(NamedFigure { stem, figure });
         }
     }
-    for (stem, metrics, y_label) in [
-        (
-            "ece-vs-smoothing",
-            &["ece", "ece_scaled"][..],
-            "test ECE (15 bins)",
-        ),
-        ("accuracy-vs-smoothing", &["accuracy"][..], "test accuracy"),
-        (
-            "logit-gap-vs-smoothing",
-            &["logit_gap"][..],
-            "mean true-class logit gap",
-        ),
-    ] {
+    for &(name, metrics, y_label) in &COMPARED {
         let series = against_smoothing(report, metrics);
         if !series.is_empty() {
             let title = format!("{y_label} against label smoothing ε (mean ± std over seeds)");
             let figure = plot::error_bar_lines(&title, "smoothing ε", y_label, &series)?;
             figures.push(NamedFigure {
-                stem: stem.to_string(),
+                stem: format!("{name}-vs-smoothing"),
                 figure,
             });
         }
     }
-    for (stem, metrics, y_label) in [
-        (
-            "ece-by-method",
-            &["ece", "ece_scaled"][..],
-            "test ECE (15 bins)",
-        ),
-        ("accuracy-by-method", &["accuracy"][..], "test accuracy"),
-    ] {
+    for &(name, metrics, y_label) in &COMPARED {
         if let Some(groups) = by_method(report, metrics) {
-            let measures: Vec<String> = metrics.iter().map(|&m| metric(m).label.clone()).collect();
+            let measures: Vec<String> = metrics
+                .iter()
+                .map(|&m| METRICS[metric_index(m)].label.clone())
+                .collect();
             let title = format!("{y_label} per training method (mean ± std over seeds)");
             figures.push(NamedFigure {
-                stem: stem.to_string(),
+                stem: format!("{name}-by-method"),
                 figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
             });
         }
@@ -84,26 +76,29 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
     Ok(figures)
 }
 
-/// The report's metric called `name`.
-fn metric(name: &str) -> &'static super::summary::Metric {
+/// The position in [`METRICS`] of the metric called `name`.
+fn metric_index(name: &str) -> usize {
     METRICS
         .iter()
-        .find(|m| m.name == name)
+        .position(|m| m.name == name)
         .expect("a known metric")
 }
 
-/// The method-comparison counterpart of the "against ε" figures: one cluster of bars
-/// per group, when the whole loss section is a grouping key with several values.
-fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<plot::BarGroup>> {
-    let index = report.keys.iter().position(|k| k == LOSS_KEY)?;
+/// The position of grouping key `key` when its groups take at least two values.
+fn varied_key(report: &Report, key: &str) -> Option<usize> {
+    let index = report.keys.iter().position(|k| k == key)?;
     let distinct: std::collections::BTreeSet<String> = report
         .groups
         .iter()
         .map(|g| g.key[index].to_string())
         .collect();
-    if distinct.len() < 2 {
-        return None;
-    }
+    (distinct.len() >= 2).then_some(index)
+}
+
+/// The method-comparison counterpart of the "against ε" figures: one cluster of bars
+/// per group, when the whole loss section is a grouping key with several values.
+fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<plot::BarGroup>> {
+    varied_key(report, LOSS_KEY)?;
     let groups = report
         .groups
         .iter()
@@ -112,8 +107,7 @@ fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<plot::BarGrou
             bars: metric_names
                 .iter()
                 .map(|&name| {
-                    let m = METRICS.iter().position(|m| m.name == name)?;
-                    let stat = group.stats[m];
+                    let stat = group.stats[metric_index(name)];
                     Some(MeanPoint {
                         x: 0.0,
                         mean: stat.mean?,
@@ -231,17 +225,9 @@ fn reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
 /// One series per combination of the other grouping keys and per metric, x = ε.
 /// Empty when ε is not a grouping key or takes a single value.
 fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
-    let Some(x_index) = report.keys.iter().position(|k| k == SMOOTHING_KEY) else {
+    let Some(x_index) = varied_key(report, SMOOTHING_KEY) else {
         return vec![];
     };
-    let distinct: std::collections::BTreeSet<String> = report
-        .groups
-        .iter()
-        .map(|g| g.key[x_index].to_string())
-        .collect();
-    if distinct.len() < 2 {
-        return vec![];
-    }
     let mut series: Vec<(Vec<Value>, &str, Series)> = vec![];
     for group in &report.groups {
         let Some(x) = group.key[x_index].as_f64() else {

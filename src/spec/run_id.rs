@@ -39,7 +39,7 @@ pub fn run_id(swept: &[(String, Value)], config: &RunConfig) -> String {
 
 /// A value in a run id: scalars as written, lists joined with `x`, a loss section by its
 /// [`LossSpec::slug`], another section object by its `name` (the hash tells apart two
-/// objects of the same kind), an object without a name by its fields (`alpha0.2`).
+/// objects of the same kind; an object without a name, by the hash alone, as always).
 fn slug_value(path: &str, value: &Value) -> Option<String> {
     if path == "loss" {
         if let Ok(loss) = LossSpec::deserialize(value) {
@@ -55,15 +55,7 @@ fn slug_value(path: &str, value: &Value) -> Option<String> {
             .map(|item| slug_value("", item))
             .collect::<Option<Vec<_>>>()
             .map(|v| v.join("x")),
-        Value::Object(map) => match map.get("name") {
-            Some(name) => slug_value("", name),
-            None => Some(
-                map.iter()
-                    .filter_map(|(k, v)| slug_value("", v).map(|v| format!("{k}{v}")))
-                    .collect::<Vec<_>>()
-                    .join("-"),
-            ),
-        },
+        Value::Object(map) => map.get("name").and_then(|name| slug_value("", name)),
         Value::Null => None,
     }
 }

@@ -335,7 +335,7 @@ fn a_sweep_over_losses_is_grouped_and_drawn_by_method() {
         &ws,
         &[dir.to_str().unwrap(), "--plots", plots.to_str().unwrap()],
     );
-    for stem in ["ece-by-method", "accuracy-by-method"] {
+    for stem in ["ece-by-method", "accuracy-by-method", "logit-gap-by-method"] {
         let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
         for label in ["CE", "LS ε=0.05", "focal γ=3", "MMCE λ=2"] {
             assert!(svg.contains(label), "{stem}: {label:?} missing");

@@ -50,7 +50,7 @@ impl ModelCase {
         }
     }
 
-    fn model_name(self) -> &'static str {
+    pub(super) fn model_name(self) -> &'static str {
         match self {
             Self::MlpSgd | Self::MlpAdamw => "MLP 784-512-512-10",
             Self::Lenet5 => "LeNet-5",
@@ -59,14 +59,14 @@ impl ModelCase {
     }
 
     /// One sample: MNIST-shaped for the MLP and LeNet-5, CIFAR-shaped for the ResNet.
-    fn input(self) -> [usize; 3] {
+    pub(super) fn input(self) -> [usize; 3] {
         match self {
             Self::Resnet20 => [3, 32, 32],
             _ => [1, 28, 28],
         }
     }
 
-    fn model(self) -> ModelSpec {
+    pub(super) fn model(self) -> ModelSpec {
         match self {
             Self::MlpSgd | Self::MlpAdamw => ModelSpec::Mlp(MlpSpec {
                 hidden: vec![512, 512],
@@ -391,7 +391,7 @@ fn measure(
 }
 
 /// The median of sorted, non-empty `values` (the mean of the middle two for an even count).
-fn median(sorted: &[f64]) -> f64 {
+pub(super) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 {
         sorted[n / 2]

@@ -318,11 +318,25 @@ pub struct ModelsBenchArgs {
 
 #[derive(Args)]
 pub struct EpochBenchArgs {
-    /// Training samples (784 features each) before the validation split; the test
-    /// set has a sixth as many. At least 10, so that every split has a sample.
-    #[arg(long, default_value_t = 60_000, value_parser = at_least_ten)]
-    pub samples: usize,
-    /// Epochs of the run whose memory is measured.
+    /// The case to train: mlp-sgd, mlp-adamw, lenet5, resnet20.
+    #[arg(long, default_value = "mlp-sgd")]
+    pub model: smoothlab::bench::ModelCase,
+    /// Its loss: ls (ε = 0.1), ce, focal, flsd53, cp, brier, mmce, mbls.
+    #[arg(long, default_value = "ls")]
+    pub loss: smoothlab::bench::LossCase,
+    /// Read the images from this directory: MNIST IDX files for the MNIST-shaped cases,
+    /// CIFAR-10 binary batches for resnet20. Default: synthetic data of the case's shape.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Training samples before the validation split (default: 60,000 MNIST-shaped or
+    /// 50,000 CIFAR-shaped synthetic ones, or all the files hold). At least 10, so that
+    /// every split has a sample.
+    #[arg(long, value_parser = at_least_ten)]
+    pub samples: Option<usize>,
+    /// Untimed epochs first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup_epochs: usize,
+    /// Timed epochs; the median is reported.
     #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     pub epochs: usize,
     #[command(flatten)]

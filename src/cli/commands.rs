@@ -245,7 +245,11 @@ fn bench_models(args: ModelsBenchArgs) -> Outcome {
 fn bench_epoch(args: EpochBenchArgs) -> Outcome {
     let device = device::open(args.step.device)?;
     let options = bench::EpochOptions {
+        model: args.model,
+        loss: args.loss,
+        data: args.data,
         samples: args.samples,
+        warmup_epochs: args.warmup_epochs,
         epochs: args.epochs,
         batch_size: args.step.batch_size,
     };

@@ -1,7 +1,7 @@
 //! `smoothlab bench models` and `bench epoch` end to end at the smallest sizes: they run
-//! and write JSON of the documented shape. No timing is asserted (see src/bench).
+//! (on synthetic data and on MNIST and CIFAR-10 files) and write JSON of the documented shape. No timing is asserted (see src/bench).
 
-use crate::common::{assert_exit, json, stderr, stdout, Workspace};
+use crate::common::{assert_exit, json, stderr, stdout, Workspace, MNIST_DIR};
 
 fn positive(value: &serde_json::Value) -> bool {
     value.as_f64().is_some_and(|v| v.is_finite() && v > 0.0)
@@ -106,8 +106,57 @@ fn bench_models_rejects_an_unknown_model() {
     );
 }
 
+/// Checks an `epoch.json` of `bench epoch` with `warmup + timed` epochs.
+fn check_epoch_figures(figures: &serde_json::Value, warmup: usize, timed: usize) {
+    assert_eq!(figures["benchmark"], "epoch");
+    check_environment(&figures["environment"]);
+    let epochs = figures["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), warmup + timed);
+    for (i, epoch) in epochs.iter().enumerate() {
+        assert_eq!(epoch["epoch"], i + 1);
+        assert_eq!(epoch["warmup"], i < warmup);
+        assert!(epoch["train_loss"].as_f64().unwrap().is_finite());
+        for key in ["train_seconds", "samples_per_second", "validation_seconds"] {
+            assert!(positive(&epoch[key]), "epoch {i} {key}: {}", epoch[key]);
+        }
+        if cfg!(target_os = "linux") {
+            assert!(positive(&epoch["peak_mb"]) && positive(&epoch["rss_mb"]));
+        }
+    }
+    // The figure is the median of the timed epochs alone.
+    let mut rates: Vec<f64> = epochs[warmup..]
+        .iter()
+        .map(|e| e["samples_per_second"].as_f64().unwrap())
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    assert_eq!(figures["min_samples_per_second"], rates[0]);
+    assert_eq!(figures["max_samples_per_second"], rates[rates.len() - 1]);
+    let median = figures["samples_per_second"].as_f64().unwrap();
+    assert!(rates[0] <= median && median <= rates[rates.len() - 1]);
+
+    let share = &figures["evaluation_share"];
+    for key in [
+        "train_seconds",
+        "validation_seconds",
+        "final_evaluation_seconds",
+    ] {
+        assert!(positive(&share[key]), "{key}: {}", share[key]);
+    }
+    for key in ["epoch_share", "one_epoch_run_share"] {
+        let v = share[key].as_f64().unwrap();
+        assert!(v > 0.0 && v < 1.0, "{key}: {v}");
+    }
+    let memory = &figures["memory"];
+    if cfg!(target_os = "linux") {
+        for key in ["load_peak_mb", "final_evaluation_peak_mb", "peak_mb"] {
+            assert!(positive(&memory[key]), "{key}: {}", memory[key]);
+        }
+        assert!(memory["within_budget"].is_boolean());
+    }
+}
+
 #[test]
-fn bench_epoch_writes_its_figures() {
+fn bench_epoch_times_epochs_of_synthetic_data() {
     let ws = Workspace::new();
     let out = ws.smoothlab(&[
         "bench",
@@ -120,43 +169,111 @@ fn bench_epoch_writes_its_figures() {
         "epoch.json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(warm-up)"), "{}", stdout(&out));
     let figures = json(&ws.path().join("epoch.json"));
-    assert_eq!(figures["benchmark"], "epoch");
-    check_environment(&figures["environment"]);
+    check_epoch_figures(&figures, 1, 2);
+    assert_eq!(figures["case"], "mlp-sgd");
+    assert_eq!(figures["data"], "synthetic");
+    assert_eq!(figures["input"], serde_json::json!([1, 28, 28]));
     assert_eq!(figures["train_samples"], 540);
     assert_eq!(figures["validation_samples"], 60);
     assert_eq!(figures["test_samples"], 100);
-
-    let share = &figures["evaluation_share"];
-    assert_eq!(share["train_steps"], 5);
-    for key in [
-        "train_seconds",
-        "validation_seconds",
-        "final_evaluation_seconds",
-    ] {
-        assert!(positive(&share[key]), "{key}: {}", share[key]);
-    }
-    for key in ["epoch_share", "one_epoch_run_share"] {
-        let v = share[key].as_f64().unwrap();
-        assert!(v > 0.0 && v < 1.0, "{key}: {v}");
-    }
-
-    let memory = &figures["memory"];
-    assert_eq!(memory["epochs"], 2);
+    assert_eq!(figures["evaluation_share"]["train_steps"], 5);
     // 700 samples of 784 f32.
-    assert_eq!(memory["dataset_mb"], 700.0 * 784.0 * 4.0 / 1e6);
-    let epochs = memory["per_epoch"].as_array().unwrap();
-    assert_eq!(epochs.len(), 2);
-    assert!(epochs
-        .iter()
-        .all(|e| e["train_loss"].as_f64().unwrap().is_finite()));
-    if cfg!(target_os = "linux") {
-        for key in ["load_peak_mb", "final_evaluation_peak_mb", "peak_mb"] {
-            assert!(positive(&memory[key]), "{key}: {}", memory[key]);
-        }
-        assert!(epochs
-            .iter()
-            .all(|e| positive(&e["peak_mb"]) && positive(&e["rss_mb"])));
-        assert!(memory["within_budget"].is_boolean());
+    assert_eq!(figures["memory"]["dataset_mb"], 700.0 * 784.0 * 4.0 / 1e6);
+}
+
+#[test]
+fn bench_epoch_reads_mnist_files() {
+    let ws = Workspace::new();
+    assert!(
+        std::path::Path::new(MNIST_DIR).is_dir(),
+        "the real MNIST is missing: expected its IDX files in {MNIST_DIR}"
+    );
+    let out = ws.smoothlab(&[
+        "bench",
+        "epoch",
+        "--model",
+        "lenet5",
+        "--loss",
+        "focal",
+        "--data",
+        MNIST_DIR,
+        "--samples",
+        "300",
+        "--warmup-epochs",
+        "0",
+        "--epochs",
+        "1",
+        "--json",
+        "epoch.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let figures = json(&ws.path().join("epoch.json"));
+    check_epoch_figures(&figures, 0, 1);
+    assert_eq!(figures["model"], "LeNet-5");
+    assert_eq!(figures["loss"], "focal-g3");
+    assert_eq!(figures["config"]["dataset"]["name"], "mnist");
+    assert_eq!(figures["train_samples"], 270);
+    assert_eq!(figures["test_samples"], 10_000, "the whole test set");
+}
+
+#[test]
+fn bench_epoch_reads_cifar10_files() {
+    let ws = Workspace::new();
+    // Five training batches of 4 records and a test batch of 4: label byte, 3072 pixels.
+    let record = |i: usize| {
+        let mut r = vec![(i % 10) as u8];
+        r.extend((0..3072).map(|p| ((p * 7 + i * 13) % 256) as u8));
+        r
+    };
+    let batch = |first: usize| (first..first + 4).flat_map(record).collect::<Vec<u8>>();
+    for b in 0..5 {
+        std::fs::write(
+            ws.path().join(format!("data_batch_{}.bin", b + 1)),
+            batch(4 * b),
+        )
+        .unwrap();
     }
+    std::fs::write(ws.path().join("test_batch.bin"), batch(20)).unwrap();
+    let out = ws.smoothlab(&[
+        "bench",
+        "epoch",
+        "--model",
+        "resnet20",
+        "--data",
+        ".",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--json",
+        "epoch.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let figures = json(&ws.path().join("epoch.json"));
+    check_epoch_figures(&figures, 1, 1);
+    assert_eq!(figures["input"], serde_json::json!([3, 32, 32]));
+    assert_eq!(figures["config"]["dataset"]["name"], "cifar10");
+    assert_eq!(figures["config"]["dataset"]["augment"], false);
+    assert_eq!(
+        (
+            figures["train_samples"].clone(),
+            figures["validation_samples"].clone()
+        ),
+        (18.into(), 2.into())
+    );
+    assert_eq!(figures["evaluation_share"]["train_steps"], 3);
+}
+
+#[test]
+fn bench_epoch_names_missing_files() {
+    let ws = Workspace::new();
+    let out = ws.smoothlab(&["bench", "epoch", "--model", "resnet20", "--data", "nowhere"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("nowhere") && err.contains("data_batch_1.bin"),
+        "{err}"
+    );
 }

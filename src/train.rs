@@ -417,9 +417,21 @@ pub fn final_evaluation(
         .map(|val| predict(classifier, val, data.classes, eval_batch))
         .transpose()
         .context("predicting the validation split")?;
-    let temperature = match (&validation, config.evaluation.temperature_scaling) {
+    let temperature = match (&validation, config.evaluation.fits_temperature()) {
         (Some(val), true) => Some(calibration::fit_temperature(val)),
         _ => None,
+    };
+    let calibrators = match &validation {
+        Some(val) => config
+            .evaluation
+            .other_calibrators()
+            .map(|method| {
+                calibration::calibrate(method, val, &test, bins)
+                    .map(|calibrated| (method, calibrated))
+                    .with_context(|| format!("calibrating with {method}"))
+            })
+            .collect::<Result<_>>()?,
+        None => Default::default(),
     };
     let metrics = FinalMetrics {
         test: calibration::evaluate(&test, bins, 1.0),
@@ -430,6 +442,7 @@ pub fn final_evaluation(
             .as_ref()
             .map(|fit| calibration::evaluate(&test, bins, fit.temperature)),
         temperature,
+        calibrators,
     };
     Ok((metrics, test, validation))
 }

@@ -153,6 +153,28 @@ impl Binned {
         self.weighted_mean(|gap| gap * gap).sqrt()
     }
 
+    /// Kumar et al. 2019's debiased L2 calibration error, as their
+    /// `uncertainty-calibration` code computes it (`unbiased_l2_ce`): each bin's
+    /// `(conf − acc)²` less the variance of its accuracy `acc(1 − acc)/(n_b − 1)`
+    /// (bins of fewer than two samples count 0), weighted by `n_b/n`, the sum clamped
+    /// at 0, then the square root.
+    pub fn debiased_l2_ece(&self) -> f64 {
+        if self.samples == 0 {
+            return 0.0;
+        }
+        let total: f64 = self
+            .bins
+            .iter()
+            .filter(|stats| stats.count >= 2)
+            .filter_map(|stats| {
+                let (acc, gap) = (stats.accuracy()?, stats.gap()?);
+                let variance = acc * (1.0 - acc) / (stats.count - 1) as f64;
+                Some(stats.count as f64 * (gap * gap - variance))
+            })
+            .sum();
+        (total / self.samples as f64).max(0.0).sqrt()
+    }
+
     /// Maximum calibration error over non-empty bins (0 with no samples).
     pub fn mce(&self) -> f64 {
         self.bins

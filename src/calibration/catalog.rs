@@ -118,6 +118,27 @@ pub const CLASSWISE_ECE: Measure = Measure {
     decimals: 4,
     get: |m| Some(m.classwise_ece),
 };
+pub const SMOOTH_ECE: Measure = Measure {
+    key: "smooth_ece",
+    label: "smooth ECE",
+    short: "smece",
+    decimals: 4,
+    get: |m| m.smooth_ece,
+};
+pub const SMOOTH_ECE_SIGMA: Measure = Measure {
+    key: "smooth_ece_sigma",
+    label: "smooth ECE σ",
+    short: "smece σ",
+    decimals: 4,
+    get: |m| m.smooth_ece_sigma,
+};
+pub const DEBIASED_ECE: Measure = Measure {
+    key: "debiased_ece",
+    label: "debiased L2 ECE",
+    short: "debiased ece",
+    decimals: 4,
+    get: |m| m.debiased_ece,
+};
 pub const MEAN_CONFIDENCE: Measure = Measure {
     key: "mean_confidence",
     label: "mean confidence",
@@ -166,6 +187,9 @@ pub const ALL: &[Measure] = &[
     RMSCE,
     ADAPTIVE_ECE,
     CLASSWISE_ECE,
+    SMOOTH_ECE,
+    SMOOTH_ECE_SIGMA,
+    DEBIASED_ECE,
     MEAN_CONFIDENCE,
     MEAN_ENTROPY,
     TRUE_LOGIT_GAP,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binning::{bin_edge, Binned, ClasswiseBins};
 use super::predictions::Predictions;
+use super::smooth::smooth_ece;
 use super::softmax::{softmax_into, RowSoftmax};
 
 /// The most bins any metric accepts: classwise ECE keeps `classes × bins` counters, and
@@ -51,6 +52,17 @@ pub struct Metrics {
     pub adaptive_ece: f64,
     /// Mean over classes of the per-class ECE.
     pub classwise_ece: f64,
+    /// Smooth ECE of the top-label confidence (Błasiok & Nakkiran 2023, as relplot
+    /// computes it); absent in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smooth_ece: Option<f64>,
+    /// The kernel bandwidth the smooth ECE was computed at (its fixed point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smooth_ece_sigma: Option<f64>,
+    /// Kumar et al. 2019's debiased L2 calibration error over the equal-width bins;
+    /// absent in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debiased_ece: Option<f64>,
     /// Mean of the largest probability.
     pub mean_confidence: f64,
     /// Mean predictive entropy, in nats.
@@ -91,6 +103,34 @@ pub fn evaluate(predictions: &Predictions, bins: NonZeroUsize, temperature: f64)
         temperature > 0.0 && temperature.is_finite() && beta.is_finite(),
         "temperature must be positive and finite, got {temperature}"
     );
+    evaluate_with(predictions, bins, beta, None)
+}
+
+/// The probability of the label is floored at this in the NLL after a top-label
+/// calibrator, which can map a confidence to exactly 1 (or 0).
+pub const TOP_LABEL_PROBABILITY_FLOOR: f64 = 1e-12;
+
+/// All metrics after a top-label calibrator `map` (histogram binning, isotonic
+/// regression): the prediction stays the argmax of the logits, its probability becomes
+/// `c' = map(c)`, and the other classes share `1 − c'` in the proportions they had (a
+/// row whose other classes had probability 0 shares it evenly). Every metric is then
+/// computed from these probabilities, the NLL with the label's probability floored at
+/// [`TOP_LABEL_PROBABILITY_FLOOR`]; the logit statistics, which such a calibrator does
+/// not change, are those of the raw logits.
+pub fn evaluate_top_label(
+    predictions: &Predictions,
+    bins: NonZeroUsize,
+    map: &dyn Fn(f64) -> f64,
+) -> Metrics {
+    evaluate_with(predictions, bins, 1.0, Some(map))
+}
+
+fn evaluate_with(
+    predictions: &Predictions,
+    bins: NonZeroUsize,
+    beta: f64,
+    map: Option<&dyn Fn(f64) -> f64>,
+) -> Metrics {
     let n = predictions.len();
     let classes = predictions.classes();
     let mut totals = Totals::default();
@@ -100,12 +140,27 @@ pub fn evaluate(predictions: &Predictions, bins: NonZeroUsize, temperature: f64)
     let mut classwise = ClasswiseBins::new(classes, bins);
     for (logits, label) in predictions.rows() {
         let row = softmax_into(logits, beta, &mut probabilities);
-        totals.add(logits, label, &row, &probabilities);
+        let (nll, entropy) = match map {
+            None => (
+                row.negative_log_probability(logits[label]),
+                entropy(logits, &row, &probabilities),
+            ),
+            Some(map) => {
+                let calibrated = map(probabilities[row.prediction]);
+                redistribute(&mut probabilities, row.prediction, calibrated);
+                (
+                    -probabilities[label].max(TOP_LABEL_PROBABILITY_FLOOR).ln(),
+                    plain_entropy(&probabilities),
+                )
+            }
+        };
+        totals.add(logits, label, row.prediction, &probabilities, nll, entropy);
         confidences.push(probabilities[row.prediction]);
         correct.push(row.prediction == label);
         classwise.add(&probabilities, label);
     }
     let equal_width = Binned::equal_width(&confidences, &correct, bins);
+    let smooth = smooth_ece(&confidences, &correct);
     let mean = |total: f64| total / n as f64;
     Metrics {
         n,
@@ -120,6 +175,9 @@ pub fn evaluate(predictions: &Predictions, bins: NonZeroUsize, temperature: f64)
         rmsce: equal_width.rmsce(),
         adaptive_ece: Binned::equal_mass(&confidences, &correct, bins).ece(),
         classwise_ece: classwise.ece(),
+        smooth_ece: Some(smooth.value),
+        smooth_ece_sigma: Some(smooth.sigma),
+        debiased_ece: Some(equal_width.debiased_l2_ece()),
         mean_confidence: mean(confidences.iter().sum()),
         mean_entropy: mean(totals.entropy),
         // The statistics are linear in the logits, so scale once at the end.
@@ -128,6 +186,37 @@ pub fn evaluate(predictions: &Predictions, bins: NonZeroUsize, temperature: f64)
         mean_logit_norm: mean(totals.logit_norm) * beta,
         reliability: reliability_bins(&equal_width, bins),
     }
+}
+
+/// Gives class `top` probability `calibrated` and the others `1 − calibrated` in their
+/// proportions (evenly where they had none).
+fn redistribute(probabilities: &mut [f64], top: usize, calibrated: f64) {
+    let others: f64 = probabilities
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != top)
+        .map(|(_, p)| p)
+        .sum();
+    let rest = 1.0 - calibrated;
+    let even = rest / (probabilities.len() - 1) as f64;
+    for (k, p) in probabilities.iter_mut().enumerate() {
+        *p = if k == top {
+            calibrated
+        } else if others > 0.0 {
+            *p * rest / others
+        } else {
+            even
+        };
+    }
+}
+
+/// `-Σ p ln p` with `0 · ln 0 = 0`.
+fn plain_entropy(probabilities: &[f64]) -> f64 {
+    probabilities
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| -p * p.ln())
+        .sum()
 }
 
 /// Running sums of the per-sample metrics.
@@ -144,12 +233,20 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, logits: &[f32], label: usize, row: &RowSoftmax, probabilities: &[f64]) {
-        self.correct += usize::from(row.prediction == label);
+    fn add(
+        &mut self,
+        logits: &[f32],
+        label: usize,
+        prediction: usize,
+        probabilities: &[f64],
+        nll: f64,
+        entropy: f64,
+    ) {
+        self.correct += usize::from(prediction == label);
         self.top_k_hits += usize::from(label_rank(logits, label) < TOP_K);
-        self.nll += row.negative_log_probability(logits[label]);
+        self.nll += nll;
         self.brier += brier(probabilities, label);
-        self.entropy += entropy(logits, row, probabilities);
+        self.entropy += entropy;
         self.true_logit_gap += true_logit_gap(logits, label);
         self.max_logit_gap += max_logit_gap(logits);
         self.logit_norm += logit_norm(logits);

@@ -51,15 +51,23 @@
 //! [`catalog`] names every metric: its JSON key, labels and the decimals it is shown with.
 
 mod binning;
+pub mod calibrators;
 pub mod catalog;
 pub mod io;
 mod metrics;
 mod predictions;
+pub mod scaling;
+pub mod smooth;
 mod softmax;
 mod temperature;
+pub mod top_label;
 
 pub use binning::{bin_edge, bin_index, BinStats, Binned, ClasswiseBins};
-pub use metrics::{evaluate, Metrics, ReliabilityBin, DEFAULT_BINS, MAX_BINS};
+pub use calibrators::{calibrate, Calibrated, Calibrator, Fitted};
+pub use metrics::{
+    evaluate, evaluate_top_label, Metrics, ReliabilityBin, DEFAULT_BINS, MAX_BINS,
+    TOP_LABEL_PROBABILITY_FLOOR,
+};
 pub use predictions::{Predictions, PredictionsError};
 pub use softmax::{softmax_into, RowSoftmax};
 pub use temperature::{

@@ -189,13 +189,22 @@ pub struct ShowArgs {
 #[derive(Args)]
 pub struct CalibrateArgs {
     pub predictions: PathBuf,
-    /// Number of equal-width confidence bins.
+    /// Number of equal-width confidence bins (histogram binning uses the same).
     #[arg(long, default_value = "15")]
     pub bins: NonZeroUsize,
-    /// Fit a temperature on these (validation) predictions and also report the
-    /// metrics after scaling.
-    #[arg(long, value_name = "VAL_PREDICTIONS")]
-    pub fit_temperature: Option<PathBuf>,
+    /// Fit the calibrators on these (validation) predictions and also report the
+    /// metrics after each.
+    #[arg(long, value_name = "VAL_PREDICTIONS", alias = "fit-temperature")]
+    pub fit: Option<PathBuf>,
+    /// Calibrators to fit, comma-separated: temperature, vector, matrix, dirichlet,
+    /// histogram, isotonic.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "temperature",
+        requires = "fit"
+    )]
+    pub method: Vec<smoothlab::calibration::Calibrator>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

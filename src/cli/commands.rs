@@ -156,7 +156,8 @@ fn calibrate(args: CalibrateArgs) -> Outcome {
     let output = report::CalibrationReport::compute(
         &args.predictions,
         args.bins,
-        args.fit_temperature.as_deref(),
+        args.fit.as_deref(),
+        &args.method,
     )?;
     match args.format {
         Format::Table => print!("{}", output.table()),

@@ -161,8 +161,8 @@ pub fn describe_fit(fit: &TemperatureFit) -> String {
     )
 }
 
-/// `smoothlab calibrate`: metrics of saved predictions, optionally after fitting a
-/// temperature on other (validation) predictions.
+/// `smoothlab calibrate`: metrics of saved predictions, optionally after fitting
+/// post-hoc calibrators on other (validation) predictions.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CalibrationReport {
     pub file: std::path::PathBuf,
@@ -171,44 +171,62 @@ pub struct CalibrationReport {
     pub temperature: Option<TemperatureFit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaled: Option<Metrics>,
+    /// The other calibrators asked for, in the order asked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calibrators: Vec<crate::calibration::Calibrated>,
 }
 
 impl CalibrationReport {
     /// Reads `predictions` (`logits`/`labels`, else smoothlab's `test.*`) and `fit_on`
     /// (`logits`/`labels`, else `val.*`: a run's `predictions.safetensors` can be given
-    /// for both), computes everything. Unreadable or invalid files are [`crate::BadInput`].
+    /// for both), fits each of `methods` on the latter and evaluates everything.
+    /// Unreadable or invalid files, and methods without `fit_on`, are
+    /// [`crate::BadInput`].
     pub fn compute(
         predictions: &std::path::Path,
         bins: std::num::NonZeroUsize,
         fit_on: Option<&std::path::Path>,
+        methods: &[crate::calibration::Calibrator],
     ) -> anyhow::Result<Self> {
         use crate::calibration::io::{read_predictions, read_validation_predictions};
-        use crate::calibration::{evaluate, fit_temperature};
+        use crate::calibration::{calibrate, evaluate, fit_temperature, Calibrator};
+        let bad = |message: String| crate::BadInput(anyhow::anyhow!(message));
         if bins.get() > crate::calibration::MAX_BINS {
             let max = crate::calibration::MAX_BINS;
-            return Err(crate::BadInput(anyhow::anyhow!(
-                "--bins {bins}: expected at most {max} bins"
+            return Err(bad(format!("--bins {bins}: expected at most {max} bins")).into());
+        }
+        let test = read_predictions(predictions).map_err(crate::BadInput)?;
+        let Some(path) = fit_on else {
+            return Ok(Self {
+                file: predictions.to_path_buf(),
+                metrics: evaluate(&test, bins, 1.0),
+                temperature: None,
+                scaled: None,
+                calibrators: Vec::new(),
+            });
+        };
+        let val = read_validation_predictions(path).map_err(crate::BadInput)?;
+        if val.classes() != test.classes() {
+            return Err(bad(format!(
+                "{} has {} classes but {} has {}",
+                path.display(),
+                val.classes(),
+                predictions.display(),
+                test.classes()
             ))
             .into());
         }
-        let test = read_predictions(predictions).map_err(crate::BadInput)?;
-        let temperature = match fit_on {
-            Some(path) => {
-                let val = read_validation_predictions(path).map_err(crate::BadInput)?;
-                if val.classes() != test.classes() {
-                    return Err(crate::BadInput(anyhow::anyhow!(
-                        "{} has {} classes but {} has {}",
-                        path.display(),
-                        val.classes(),
-                        predictions.display(),
-                        test.classes()
-                    ))
-                    .into());
-                }
-                Some(fit_temperature(&val))
-            }
-            None => None,
-        };
+        let temperature = methods
+            .contains(&Calibrator::Temperature)
+            .then(|| fit_temperature(&val));
+        let calibrators = methods
+            .iter()
+            .filter(|&&m| m != Calibrator::Temperature)
+            .map(|&method| {
+                calibrate(method, &val, &test, bins)
+                    .map_err(|e| bad(format!("{method}: {e}")).into())
+            })
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             file: predictions.to_path_buf(),
             metrics: evaluate(&test, bins, 1.0),
@@ -216,6 +234,7 @@ impl CalibrationReport {
                 .as_ref()
                 .map(|fit| evaluate(&test, bins, fit.temperature)),
             temperature,
+            calibrators,
         })
     }
 
@@ -224,13 +243,41 @@ impl CalibrationReport {
         if let Some(scaled) = &self.scaled {
             columns.push(("T-scaled", scaled));
         }
+        for calibrated in &self.calibrators {
+            columns.push((calibrated.method.name(), &calibrated.test));
+        }
         let mut out = format!("{}\n", self.file.display());
         out += &metrics_table(&columns);
         if let Some(fit) = &self.temperature {
             out += &describe_fit(fit);
         }
+        for calibrated in &self.calibrators {
+            out += &describe_calibrated(calibrated);
+        }
         out
     }
+}
+
+/// One line on how a calibrator's fit went.
+pub fn describe_calibrated(calibrated: &crate::calibration::Calibrated) -> String {
+    let fit = match (calibrated.gradient_norm, calibrated.gradient_tolerance) {
+        (Some(norm), Some(tolerance)) => format!(
+            ", {} iterations, gradient norm {norm:.1e} (tolerance {tolerance:.0e}){}",
+            calibrated.iterations,
+            if calibrated.converged {
+                ""
+            } else {
+                ", NOT converged"
+            }
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{} (validation NLL {:.4} → {:.4}{fit})\n",
+        calibrated.method.label(),
+        calibrated.validation_nll_before,
+        calibrated.validation_nll_after,
+    )
 }
 
 /// How `smoothlab report` prints its table (also its `--format` values).

@@ -2,7 +2,7 @@
 
 use super::parse::Invalid;
 use super::types::*;
-use crate::calibration::MAX_BINS;
+use crate::calibration::{Calibrator, MAX_BINS};
 
 /// Upper bounds on model sizes: far beyond any published configuration (He et al. 2016
 /// train ResNet-1202 of width 16), low enough that a typo is an error, not an attempt
@@ -377,6 +377,31 @@ fn evaluation(evaluation: &EvaluationSpec, dataset: &DatasetSpec) -> Result<(), 
         !evaluation.temperature_scaling || dataset.val_fraction() > 0.0,
         "evaluation.temperature_scaling",
         || "temperature scaling needs a validation split: set dataset.val_fraction > 0".into(),
+    )?;
+    let listed = &evaluation.calibrators;
+    for (i, calibrator) in listed.iter().enumerate() {
+        let path = format!("evaluation.calibrators[{i}]");
+        ensure(!listed[..i].contains(calibrator), &path, || {
+            format!("\"{calibrator}\" is listed twice")
+        })?;
+        // Temperature scaling's own switch has the check above.
+        let fitted = *calibrator != Calibrator::Temperature;
+        ensure(!fitted || dataset.val_fraction() > 0.0, &path, || {
+            format!(
+                "\"{calibrator}\" is fitted on the validation split: set dataset.val_fraction > 0"
+            )
+        })?;
+    }
+    ensure(
+        evaluation.temperature_scaling
+            || listed == &[Calibrator::Temperature]
+            || !listed.contains(&Calibrator::Temperature),
+        "evaluation.calibrators",
+        || {
+            "lists \"temperature\" while evaluation.temperature_scaling is false: \
+             leave one of them out"
+                .into()
+        },
     )?;
     Ok(())
 }

@@ -3,12 +3,13 @@
 //! [`crate::train`] produces the history, metrics and timings; the worker adds the
 //! environment and writes the whole through [`super::RunDir::write_result`].
 
-use crate::calibration::{Metrics, TemperatureFit};
+use crate::calibration::{Calibrated, Calibrator, Metrics, TemperatureFit};
 use crate::device::GpuInfo;
 use crate::spec::RunConfig;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Bumped whenever `result.json` changes incompatibly.
@@ -69,6 +70,9 @@ pub struct FinalMetrics {
     pub temperature: Option<TemperatureFit>,
     /// Test metrics of `softmax(z / T)`.
     pub test_scaled: Option<Metrics>,
+    /// Every other post-hoc calibrator of `evaluation.calibrators`, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calibrators: BTreeMap<Calibrator, Calibrated>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

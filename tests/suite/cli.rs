@@ -345,6 +345,84 @@ fn calibrate_reproduces_a_runs_own_metrics_from_its_saved_predictions() {
 }
 
 #[test]
+fn a_run_with_every_calibrator_records_each_and_calibrate_agrees() {
+    let ws = Workspace::new();
+    let all = r#""device": "cpu",
+  "evaluation": { "calibrators": ["temperature", "vector", "matrix", "dirichlet", "histogram", "isotonic"] },"#;
+    let file = ws.write(
+        "small.json",
+        &SMALL
+            .replace("[0.0, 0.1]", "[0.1]")
+            .replace(r#""device": "cpu","#, all),
+    );
+    let out = ws.run(&file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = ws.run_dirs("small").remove(0);
+    let metrics = json(&run_dir.join("result.json"))["metrics"].clone();
+    let calibrators = metrics["calibrators"].as_object().unwrap();
+    let mut names: Vec<_> = calibrators.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["dirichlet", "histogram", "isotonic", "matrix", "vector"]
+    );
+    for (name, record) in calibrators {
+        assert_eq!(record["method"], name.as_str());
+        assert_eq!(record["converged"], true, "{name}: {record}");
+        let (before, after) = (
+            record["validation_nll_before"].as_f64().unwrap(),
+            record["validation_nll_after"].as_f64().unwrap(),
+        );
+        assert!(after <= before, "{name}: {before} -> {after}");
+        assert_eq!(record["test"]["n"], metrics["test"]["n"]);
+        assert!(record["test"]["smooth_ece"].as_f64().unwrap() >= 0.0);
+    }
+    for name in ["histogram", "isotonic"] {
+        assert_eq!(
+            calibrators[name]["test"]["accuracy"], metrics["test"]["accuracy"],
+            "{name} keeps every prediction"
+        );
+    }
+    assert!(metrics["temperature"]["temperature"].as_f64().unwrap() > 0.0);
+
+    // The same fits from the saved predictions.
+    let p = run_dir.join("predictions.safetensors");
+    let p = p.to_str().unwrap();
+    let out = ws.smoothlab(&[
+        "calibrate",
+        p,
+        "--fit",
+        p,
+        "--method",
+        "temperature,vector,matrix,dirichlet,histogram,isotonic",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["scaled"], metrics["test_scaled"]);
+    for record in report["calibrators"].as_array().unwrap() {
+        let name = record["method"].as_str().unwrap();
+        assert_eq!(record, &calibrators[name], "{name}");
+    }
+    let table = stdout(&ws.smoothlab(&["calibrate", p, "--fit", p, "--method", "isotonic,vector"]));
+    for expected in [
+        "isotonic",
+        "vector",
+        "smooth ECE",
+        "vector scaling (validation NLL",
+    ] {
+        assert!(table.contains(expected), "{expected:?} not in\n{table}");
+    }
+    let out = ws.smoothlab(&["calibrate", p, "--method", "vector"]);
+    assert_exit!(out, 2);
+    assert!(stderr(&out).contains("--fit"), "{}", stderr(&out));
+    let out = ws.smoothlab(&["calibrate", p, "--fit", p, "--method", "platt"]);
+    assert_exit!(out, 2);
+    assert!(stderr(&out).contains("isotonic"), "{}", stderr(&out));
+}
+
+#[test]
 fn calibrate_rejects_bad_files_with_exit_code_2() {
     let ws = Workspace::new();
     let cases = [

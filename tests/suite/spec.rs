@@ -277,6 +277,27 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "6n+2",
         ),
         (
+            r#"{"name": "x", "evaluation": {"calibrators": ["temperature", "platt"]}}"#,
+            "`evaluation.calibrators[1]`",
+            "`isotonic`",
+        ),
+        (
+            r#"{"name": "x", "evaluation": {"calibrators": ["vector", "matrix", "vector"]}}"#,
+            "`evaluation.calibrators[2]`",
+            "\"vector\" is listed twice",
+        ),
+        (
+            r#"{"name": "x", "dataset": {"name": "synthetic", "val_fraction": 0},
+                "evaluation": {"temperature_scaling": false, "calibrators": ["isotonic"]}}"#,
+            "`evaluation.calibrators[0]`",
+            "val_fraction > 0",
+        ),
+        (
+            r#"{"name": "x", "evaluation": {"temperature_scaling": false, "calibrators": ["temperature", "vector"]}}"#,
+            "`evaluation.calibrators`",
+            "leave one of them out",
+        ),
+        (
             r#"{"name": "x", "model": {"name": "resnet", "depth": 600000002}}"#,
             "`model.depth`",
             "from 8 to 1202",
@@ -546,6 +567,19 @@ fn the_smoothing_conventions_and_mixup_leave_existing_run_ids_alone() {
     assert_ne!(
         mixed.runs[0].id, plain.runs[0].id,
         "mixup is part of the config"
+    );
+    let default_calibrators = parse(
+        r#"{"name": "x", "evaluation": {"calibrators": ["temperature"]}, "sweep": {"loss.smoothing": [0.0, 0.1]}}"#,
+    )
+    .unwrap();
+    assert_eq!(default_calibrators.runs[0].id, plain.runs[0].id);
+    let more = parse(
+        r#"{"name": "x", "evaluation": {"calibrators": ["temperature", "isotonic"]}, "sweep": {"loss.smoothing": [0.0, 0.1]}}"#,
+    )
+    .unwrap();
+    assert_ne!(
+        more.runs[0].id, plain.runs[0].id,
+        "calibrators are part of the config"
     );
 }
 

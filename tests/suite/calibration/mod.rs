@@ -1,5 +1,9 @@
 //! Calibration metrics, temperature scaling and prediction files.
 
+mod reference;
+#[rustfmt::skip]
+mod reference_values;
+
 use std::io::{Cursor, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};

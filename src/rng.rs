@@ -19,6 +19,7 @@ pub enum Stream {
     Dropout = 7,
     Augmentation = 8,
     Mixup = 9,
+    Bootstrap = 10,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {

@@ -421,12 +421,17 @@ pub fn final_evaluation(
         (Some(val), true) => Some(calibration::fit_temperature(val)),
         _ => None,
     };
+    let bootstrap = config.evaluation.bootstrap.with_seed(config.seed);
+    let test_metrics = |temperature: f64| match &bootstrap {
+        Some(b) => calibration::evaluate_with_intervals(&test, bins, temperature, b),
+        None => calibration::evaluate(&test, bins, temperature),
+    };
     let calibrators = match &validation {
         Some(val) => config
             .evaluation
             .other_calibrators()
             .map(|method| {
-                calibration::calibrate(method, val, &test, bins)
+                calibration::calibrate(method, val, &test, bins, bootstrap.as_ref())
                     .map(|calibrated| (method, calibrated))
                     .with_context(|| format!("calibrating with {method}"))
             })
@@ -434,13 +439,13 @@ pub fn final_evaluation(
         None => Default::default(),
     };
     let metrics = FinalMetrics {
-        test: calibration::evaluate(&test, bins, 1.0),
+        test: test_metrics(1.0),
         validation: validation
             .as_ref()
             .map(|v| calibration::evaluate(v, bins, 1.0)),
         test_scaled: temperature
             .as_ref()
-            .map(|fit| calibration::evaluate(&test, bins, fit.temperature)),
+            .map(|fit| test_metrics(fit.temperature)),
         temperature,
         calibrators,
     };

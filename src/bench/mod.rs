@@ -10,7 +10,13 @@ pub use epoch::{EpochBench, EpochOptions};
 pub use machine::BenchEnvironment;
 pub use models::{LossCase, ModelCase, ModelsBench, ModelsOptions};
 
-use crate::calibration::{evaluate, fit_temperature, Metrics, Predictions, TemperatureFit};
+use crate::calibration::calibrators::top_label;
+use crate::calibration::scaling::{fit_affine, Form};
+use crate::calibration::smooth::smooth_ece;
+use crate::calibration::{
+    evaluate, evaluate_with_intervals, fit_temperature, Bootstrap, Metrics, Predictions,
+    TemperatureFit,
+};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -29,13 +35,28 @@ pub struct CalibrationBench {
     pub fit_shape: [usize; 2],
     pub fit_seconds: f64,
     pub fit_passes: usize,
+    /// The smooth ECE (bandwidth search included) of `metrics_shape`'s top-label
+    /// confidences.
+    pub smooth_ece_seconds: f64,
+    /// The whole suite with `bootstrap_resamples` bootstrap intervals on
+    /// `bootstrap_shape` logits, against the suite alone.
+    pub bootstrap_shape: [usize; 2],
+    pub bootstrap_resamples: usize,
+    pub bootstrap_seconds: f64,
+    pub bootstrap_suite_seconds: f64,
+    /// Matrix scaling fitted on `matrix_shape` validation logits.
+    pub matrix_shape: [usize; 2],
+    pub matrix_seconds: f64,
+    pub matrix_iterations: u64,
+    pub matrix_converged: bool,
     /// The calibration code is single-threaded; recorded for completeness.
     pub threads: usize,
 }
 
 impl CalibrationBench {
-    /// Times the full metric suite on 1,000,000 × 10 logits and the temperature fit on
-    /// 100,000 × 100, each the median of `repeats` runs.
+    /// Times the full metric suite and the smooth ECE on 1,000,000 × 10 logits, the
+    /// temperature fit on 100,000 × 100, 200 bootstrap resamples of the suite on
+    /// 100,000 × 10 and matrix scaling on 5,000 × 100, each the median of `repeats` runs.
     pub fn run(repeats: usize) -> Self {
         let bins = NonZeroUsize::new(15).expect("15 > 0");
         let large = random_predictions(1_000_000, 10, 1);
@@ -43,6 +64,22 @@ impl CalibrationBench {
         let wide = random_predictions(100_000, 100, 2);
         let (fit, fit_seconds) = median_time(repeats, || fit_temperature(&wide));
         check_sane(&metrics, &fit);
+        let (confidences, correct) = top_label(&large);
+        let (smooth, smooth_ece_seconds) =
+            median_time(repeats, || smooth_ece(&confidences, &correct));
+        assert!(smooth.value.is_finite(), "smooth ECE {smooth:?}");
+        let medium = random_predictions(100_000, 10, 3);
+        let bootstrap = Bootstrap {
+            resamples: 200,
+            level: 0.95,
+            seed: 0,
+        };
+        let (_, bootstrap_seconds) = median_time(repeats, || {
+            evaluate_with_intervals(&medium, bins, 1.0, &bootstrap)
+        });
+        let (_, bootstrap_suite_seconds) = median_time(repeats, || evaluate(&medium, bins, 1.0));
+        let many = random_predictions(5_000, 100, 4);
+        let (matrix, matrix_seconds) = median_time(repeats, || fit_affine(Form::Matrix, &many));
         Self {
             repeats,
             metrics_shape: [large.len(), large.classes()],
@@ -50,6 +87,15 @@ impl CalibrationBench {
             fit_shape: [wide.len(), wide.classes()],
             fit_seconds,
             fit_passes: fit.iterations,
+            smooth_ece_seconds,
+            bootstrap_shape: [medium.len(), medium.classes()],
+            bootstrap_resamples: bootstrap.resamples,
+            bootstrap_seconds,
+            bootstrap_suite_seconds,
+            matrix_shape: [many.len(), many.classes()],
+            matrix_seconds,
+            matrix_iterations: matrix.iterations,
+            matrix_converged: matrix.converged,
             threads: 1,
         }
     }
@@ -58,15 +104,35 @@ impl CalibrationBench {
         format!(
             "calibration suite, median of {} runs, 1 thread\n\
              all metrics (15 bins)   {:>9} x {:<4} {:8.3} s\n\
-             temperature fit         {:>9} x {:<4} {:8.3} s  ({} passes)\n",
+             smooth ECE              {:>9} x {:<4} {:8.3} s\n\
+             temperature fit         {:>9} x {:<4} {:8.3} s  ({} passes)\n\
+             suite + {} bootstraps  {:>9} x {:<4} {:8.3} s  (the suite alone {:.3} s)\n\
+             matrix scaling fit      {:>9} x {:<4} {:8.3} s  ({} L-BFGS iterations{})\n",
             self.repeats,
             self.metrics_shape[0],
             self.metrics_shape[1],
             self.metrics_seconds,
+            self.metrics_shape[0],
+            self.metrics_shape[1],
+            self.smooth_ece_seconds,
             self.fit_shape[0],
             self.fit_shape[1],
             self.fit_seconds,
-            self.fit_passes
+            self.fit_passes,
+            self.bootstrap_resamples,
+            self.bootstrap_shape[0],
+            self.bootstrap_shape[1],
+            self.bootstrap_seconds,
+            self.bootstrap_suite_seconds,
+            self.matrix_shape[0],
+            self.matrix_shape[1],
+            self.matrix_seconds,
+            self.matrix_iterations,
+            if self.matrix_converged {
+                ", converged"
+            } else {
+                ", NOT converged"
+            }
         )
     }
 }

@@ -6,7 +6,8 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{evaluate, evaluate_top_label, Metrics};
+use super::bootstrap::Bootstrap;
+use super::metrics::{evaluate, evaluate_top_label, evaluate_with_intervals, Metrics};
 use super::predictions::{Predictions, PredictionsError};
 use super::scaling::{fit_affine, AffineSummary, Form, GRADIENT_TOLERANCE};
 use super::softmax::softmax_into;
@@ -128,7 +129,12 @@ pub fn calibrate(
     validation: &Predictions,
     test: &Predictions,
     bins: NonZeroUsize,
+    bootstrap: Option<&Bootstrap>,
 ) -> Result<Calibrated, PredictionsError> {
+    let test_metrics = |predictions: &Predictions, temperature: f64| match bootstrap {
+        Some(b) => evaluate_with_intervals(predictions, bins, temperature, b),
+        None => evaluate(predictions, bins, temperature),
+    };
     let before = evaluate(validation, bins, 1.0).nll;
     let calibrated = match method {
         Calibrator::Temperature => {
@@ -145,7 +151,7 @@ pub fn calibrate(
                 gradient_tolerance: None,
                 validation_nll_before: fit.nll_before,
                 validation_nll_after: fit.nll_after,
-                test: evaluate(test, bins, fit.temperature),
+                test: test_metrics(test, fit.temperature),
             }
         }
         Calibrator::Vector | Calibrator::Matrix | Calibrator::Dirichlet => {
@@ -164,7 +170,7 @@ pub fn calibrate(
                 gradient_tolerance: Some(GRADIENT_TOLERANCE),
                 validation_nll_before: before,
                 validation_nll_after: evaluate(&fit.apply(validation)?, bins, 1.0).nll,
-                test: evaluate(&fit.apply(test)?, bins, 1.0),
+                test: test_metrics(&fit.apply(test)?, 1.0),
             }
         }
         Calibrator::Histogram | Calibrator::Isotonic => {
@@ -190,8 +196,8 @@ pub fn calibrate(
                 gradient_norm: None,
                 gradient_tolerance: None,
                 validation_nll_before: before,
-                validation_nll_after: evaluate_top_label(validation, bins, &map).nll,
-                test: evaluate_top_label(test, bins, &map),
+                validation_nll_after: evaluate_top_label(validation, bins, &map, None).nll,
+                test: evaluate_top_label(test, bins, &map, bootstrap),
             }
         }
     };

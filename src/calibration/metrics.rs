@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{bin_edge, Binned, ClasswiseBins};
+use super::bootstrap::{Bootstrap, Intervals, Samples};
 use super::predictions::Predictions;
 use super::smooth::smooth_ece;
 use super::softmax::{softmax_into, RowSoftmax};
@@ -75,6 +76,9 @@ pub struct Metrics {
     pub mean_logit_norm: f64,
     /// Reliability-diagram data for the equal-width bins.
     pub reliability: Vec<ReliabilityBin>,
+    /// Bootstrap intervals of the headline metrics, where they were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Intervals>,
 }
 
 /// One bar of a reliability diagram.
@@ -103,7 +107,23 @@ pub fn evaluate(predictions: &Predictions, bins: NonZeroUsize, temperature: f64)
         temperature > 0.0 && temperature.is_finite() && beta.is_finite(),
         "temperature must be positive and finite, got {temperature}"
     );
-    evaluate_with(predictions, bins, beta, None)
+    evaluate_with(predictions, bins, beta, None, None)
+}
+
+/// [`evaluate`], with `bootstrap`'s intervals of accuracy, NLL, Brier, ECE and smooth
+/// ECE.
+pub fn evaluate_with_intervals(
+    predictions: &Predictions,
+    bins: NonZeroUsize,
+    temperature: f64,
+    bootstrap: &Bootstrap,
+) -> Metrics {
+    let beta = 1.0 / temperature;
+    assert!(
+        temperature > 0.0 && temperature.is_finite() && beta.is_finite(),
+        "temperature must be positive and finite, got {temperature}"
+    );
+    evaluate_with(predictions, bins, beta, None, Some(bootstrap))
 }
 
 /// The probability of the label is floored at this in the NLL after a top-label
@@ -121,8 +141,9 @@ pub fn evaluate_top_label(
     predictions: &Predictions,
     bins: NonZeroUsize,
     map: &dyn Fn(f64) -> f64,
+    bootstrap: Option<&Bootstrap>,
 ) -> Metrics {
-    evaluate_with(predictions, bins, 1.0, Some(map))
+    evaluate_with(predictions, bins, 1.0, Some(map), bootstrap)
 }
 
 fn evaluate_with(
@@ -130,6 +151,7 @@ fn evaluate_with(
     bins: NonZeroUsize,
     beta: f64,
     map: Option<&dyn Fn(f64) -> f64>,
+    bootstrap: Option<&Bootstrap>,
 ) -> Metrics {
     let n = predictions.len();
     let classes = predictions.classes();
@@ -137,6 +159,9 @@ fn evaluate_with(
     let mut probabilities = vec![0.0; classes];
     let mut confidences = Vec::with_capacity(n);
     let mut correct = Vec::with_capacity(n);
+    // Per-sample NLL and Brier, kept only for the bootstrap.
+    let mut sample_nll = Vec::with_capacity(if bootstrap.is_some() { n } else { 0 });
+    let mut sample_brier = Vec::with_capacity(sample_nll.capacity());
     let mut classwise = ClasswiseBins::new(classes, bins);
     for (logits, label) in predictions.rows() {
         let row = softmax_into(logits, beta, &mut probabilities);
@@ -154,13 +179,27 @@ fn evaluate_with(
                 )
             }
         };
-        totals.add(logits, label, row.prediction, &probabilities, nll, entropy);
+        let brier = brier(&probabilities, label);
+        if bootstrap.is_some() {
+            sample_nll.push(nll);
+            sample_brier.push(brier);
+        }
+        totals.add(logits, label, row.prediction, nll, brier, entropy);
         confidences.push(probabilities[row.prediction]);
         correct.push(row.prediction == label);
         classwise.add(&probabilities, label);
     }
     let equal_width = Binned::equal_width(&confidences, &correct, bins);
     let smooth = smooth_ece(&confidences, &correct);
+    let intervals = bootstrap.map(|b| {
+        let samples = Samples {
+            confidences: &confidences,
+            correct: &correct,
+            nll: &sample_nll,
+            brier: &sample_brier,
+        };
+        b.intervals(&samples, bins, smooth.sigma)
+    });
     let mean = |total: f64| total / n as f64;
     Metrics {
         n,
@@ -185,6 +224,7 @@ fn evaluate_with(
         mean_max_logit_gap: mean(totals.max_logit_gap) * beta,
         mean_logit_norm: mean(totals.logit_norm) * beta,
         reliability: reliability_bins(&equal_width, bins),
+        intervals,
     }
 }
 
@@ -238,14 +278,14 @@ impl Totals {
         logits: &[f32],
         label: usize,
         prediction: usize,
-        probabilities: &[f64],
         nll: f64,
+        brier: f64,
         entropy: f64,
     ) {
         self.correct += usize::from(prediction == label);
         self.top_k_hits += usize::from(label_rank(logits, label) < TOP_K);
         self.nll += nll;
-        self.brier += brier(probabilities, label);
+        self.brier += brier;
         self.entropy += entropy;
         self.true_logit_gap += true_logit_gap(logits, label);
         self.max_logit_gap += max_logit_gap(logits);

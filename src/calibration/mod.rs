@@ -51,6 +51,7 @@
 //! [`catalog`] names every metric: its JSON key, labels and the decimals it is shown with.
 
 mod binning;
+pub mod bootstrap;
 pub mod calibrators;
 pub mod catalog;
 pub mod io;
@@ -63,10 +64,11 @@ mod temperature;
 pub mod top_label;
 
 pub use binning::{bin_edge, bin_index, BinStats, Binned, ClasswiseBins};
+pub use bootstrap::{Bootstrap, Interval, Intervals};
 pub use calibrators::{calibrate, Calibrated, Calibrator, Fitted};
 pub use metrics::{
-    evaluate, evaluate_top_label, Metrics, ReliabilityBin, DEFAULT_BINS, MAX_BINS,
-    TOP_LABEL_PROBABILITY_FLOOR,
+    evaluate, evaluate_top_label, evaluate_with_intervals, Metrics, ReliabilityBin, DEFAULT_BINS,
+    MAX_BINS, TOP_LABEL_PROBABILITY_FLOOR,
 };
 pub use predictions::{Predictions, PredictionsError};
 pub use softmax::{softmax_into, RowSoftmax};

@@ -21,6 +21,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 use super::predictions::{Predictions, PredictionsError};
 use crate::kernels::cpu::{matmul_on_this_thread, Mat, MatMut};
@@ -229,6 +230,9 @@ fn affine(form: Form, k: usize, weights: &[f64], bias: &[f64], x: &[f64], n: usi
     scores
 }
 
+/// A point with the objective's value and gradient there.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 /// The regularised mean NLL of one form on one set of predictions.
 ///
 /// The optimiser works on inputs with each column divided by its root mean square
@@ -245,6 +249,9 @@ struct Objective {
     /// `s_k`, one per input column.
     scales: Vec<f64>,
     labels: Vec<usize>,
+    /// The last point evaluated, with its value and gradient: the line search asks for
+    /// the value and then the gradient at the same point.
+    last: RefCell<Option<Evaluated>>,
 }
 
 impl Objective {
@@ -273,7 +280,20 @@ impl Objective {
             inputs,
             scales,
             labels: predictions.labels().iter().map(|&y| y as usize).collect(),
+            last: RefCell::new(None),
         }
+    }
+
+    /// [`Self::value_and_gradient`], remembering the last point.
+    fn evaluate(&self, param: &[f64]) -> (f64, Vec<f64>) {
+        if let Some((at, value, gradient)) = self.last.borrow().as_ref() {
+            if at.as_slice() == param {
+                return (*value, gradient.clone());
+            }
+        }
+        let (value, gradient) = self.value_and_gradient(param);
+        *self.last.borrow_mut() = Some((param.to_vec(), value, gradient.clone()));
+        (value, gradient)
     }
 
     /// The scale of weight `i` (row-major for the matrix forms): its input column's.
@@ -382,7 +402,7 @@ impl CostFunction for &Objective {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, param: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        Ok(self.value_and_gradient(param).0)
+        Ok(self.evaluate(param).0)
     }
 }
 
@@ -390,7 +410,7 @@ impl Gradient for &Objective {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, param: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.value_and_gradient(param).1)
+        Ok(self.evaluate(param).1)
     }
 }
 

@@ -205,6 +205,15 @@ pub struct CalibrateArgs {
         requires = "fit"
     )]
     pub method: Vec<smoothlab::calibration::Calibrator>,
+    /// Bootstrap resamples for the intervals of the test metrics (0: none).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub bootstrap: u32,
+    /// Level of the bootstrap's percentile intervals.
+    #[arg(long, default_value_t = 0.95, value_parser = level)]
+    pub level: f64,
+    /// Seed of the bootstrap's resamples (a run draws them from its own seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -372,4 +381,14 @@ pub struct StepBenchArgs {
     /// Also write the figures to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// A confidence level strictly between 0 and 1.
+fn level(text: &str) -> Result<f64, String> {
+    let level: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if level > 0.0 && level < 1.0 {
+        Ok(level)
+    } else {
+        Err(format!("expected a level in (0, 1), got {level}"))
+    }
 }

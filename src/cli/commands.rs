@@ -158,6 +158,11 @@ fn calibrate(args: CalibrateArgs) -> Outcome {
         args.bins,
         args.fit.as_deref(),
         &args.method,
+        (args.bootstrap > 0).then_some(smoothlab::calibration::Bootstrap {
+            resamples: args.bootstrap as usize,
+            level: args.level,
+            seed: args.seed,
+        }),
     )?;
     match args.format {
         Format::Table => print!("{}", output.table()),

@@ -8,7 +8,7 @@ pub mod penultimate;
 pub mod plot;
 pub mod summary;
 
-use crate::calibration::{catalog, Metrics, TemperatureFit};
+use crate::calibration::{catalog, Intervals, Metrics, TemperatureFit};
 use crate::store::RunResult;
 use std::fmt::Write as _;
 
@@ -141,6 +141,37 @@ pub fn metrics_table(columns: &[(&str, &Metrics)]) -> String {
     }
     let bins = columns.first().map(|(_, m)| m.bins).unwrap_or_default();
     let _ = writeln!(out, "({bins} equal-width confidence bins)");
+    if let Some(first) = columns.iter().find_map(|(_, m)| m.intervals.as_ref()) {
+        let _ = writeln!(
+            out,
+            "{:.0} % bootstrap intervals ({} resamples of the samples):",
+            100.0 * first.level,
+            first.resamples
+        );
+        let cell_width = width.max(18);
+        let _ = write!(out, "{:16}", "");
+        for (name, _) in columns {
+            let _ = write!(out, " {name:>cell_width$}");
+        }
+        out.push('\n');
+        for metric in catalog::ALL
+            .iter()
+            .filter(|m| Intervals::KEYS.contains(&m.key))
+        {
+            let _ = write!(out, "{:16}", metric.label);
+            for (_, m) in columns {
+                let cell = m
+                    .intervals
+                    .as_ref()
+                    .and_then(|i| i.of(metric.key))
+                    .map_or("-".to_string(), |i| {
+                        format!("[{:.4}, {:.4}]", i.low, i.high)
+                    });
+                let _ = write!(out, " {cell:>cell_width$}");
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -187,9 +218,15 @@ impl CalibrationReport {
         bins: std::num::NonZeroUsize,
         fit_on: Option<&std::path::Path>,
         methods: &[crate::calibration::Calibrator],
+        bootstrap: Option<crate::calibration::Bootstrap>,
     ) -> anyhow::Result<Self> {
         use crate::calibration::io::{read_predictions, read_validation_predictions};
-        use crate::calibration::{calibrate, evaluate, fit_temperature, Calibrator};
+        use crate::calibration::{calibrate, evaluate_with_intervals, fit_temperature, Calibrator};
+        let evaluate =
+            |predictions: &crate::calibration::Predictions, temperature: f64| match &bootstrap {
+                Some(b) => evaluate_with_intervals(predictions, bins, temperature, b),
+                None => crate::calibration::evaluate(predictions, bins, temperature),
+            };
         let bad = |message: String| crate::BadInput(anyhow::anyhow!(message));
         if bins.get() > crate::calibration::MAX_BINS {
             let max = crate::calibration::MAX_BINS;
@@ -199,7 +236,7 @@ impl CalibrationReport {
         let Some(path) = fit_on else {
             return Ok(Self {
                 file: predictions.to_path_buf(),
-                metrics: evaluate(&test, bins, 1.0),
+                metrics: evaluate(&test, 1.0),
                 temperature: None,
                 scaled: None,
                 calibrators: Vec::new(),
@@ -223,16 +260,16 @@ impl CalibrationReport {
             .iter()
             .filter(|&&m| m != Calibrator::Temperature)
             .map(|&method| {
-                calibrate(method, &val, &test, bins)
+                calibrate(method, &val, &test, bins, bootstrap.as_ref())
                     .map_err(|e| bad(format!("{method}: {e}")).into())
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             file: predictions.to_path_buf(),
-            metrics: evaluate(&test, bins, 1.0),
+            metrics: evaluate(&test, 1.0),
             scaled: temperature
                 .as_ref()
-                .map(|fit| evaluate(&test, bins, fit.temperature)),
+                .map(|fit| evaluate(&test, fit.temperature)),
             temperature,
             calibrators,
         })

@@ -790,6 +790,45 @@ pub struct EvaluationSpec {
     /// so that run ids from before it existed are unchanged.
     #[serde(skip_serializing_if = "is_default_calibrators")]
     pub calibrators: Vec<Calibrator>,
+    /// Bootstrap intervals on the test metrics (before and after each calibrator),
+    /// drawn from the run's seed. Left out of the canonical config at its default.
+    #[serde(skip_serializing_if = "BootstrapSpec::is_default")]
+    pub bootstrap: BootstrapSpec,
+}
+
+/// `B` resamples (0: no intervals) and the level of the percentile intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapSpec {
+    pub resamples: usize,
+    pub level: f64,
+}
+
+impl Default for BootstrapSpec {
+    fn default() -> Self {
+        Self {
+            resamples: 200,
+            level: 0.95,
+        }
+    }
+}
+
+impl BootstrapSpec {
+    /// The most resamples accepted: each costs a pass over the test set per metric set.
+    pub const MAX_RESAMPLES: usize = 100_000;
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The bootstrap of a run with `seed`; `None` when switched off.
+    pub fn with_seed(&self, seed: u64) -> Option<crate::calibration::Bootstrap> {
+        (self.resamples > 0).then_some(crate::calibration::Bootstrap {
+            resamples: self.resamples,
+            level: self.level,
+            seed,
+        })
+    }
 }
 
 impl EvaluationSpec {
@@ -821,6 +860,7 @@ impl Default for EvaluationSpec {
             bins: NonZeroUsize::new(15).expect("15 > 0"),
             temperature_scaling: true,
             calibrators: default_calibrators(),
+            bootstrap: BootstrapSpec::default(),
         }
     }
 }

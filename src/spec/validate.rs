@@ -378,6 +378,23 @@ fn evaluation(evaluation: &EvaluationSpec, dataset: &DatasetSpec) -> Result<(), 
         "evaluation.temperature_scaling",
         || "temperature scaling needs a validation split: set dataset.val_fraction > 0".into(),
     )?;
+    let bootstrap = &evaluation.bootstrap;
+    ensure(
+        bootstrap.resamples <= BootstrapSpec::MAX_RESAMPLES,
+        "evaluation.bootstrap.resamples",
+        || {
+            format!(
+                "expected at most {} resamples (0 for none), got {}",
+                BootstrapSpec::MAX_RESAMPLES,
+                bootstrap.resamples
+            )
+        },
+    )?;
+    ensure(
+        bootstrap.level > 0.0 && bootstrap.level < 1.0,
+        "evaluation.bootstrap.level",
+        || format!("expected a level in (0, 1), got {}", bootstrap.level),
+    )?;
     let listed = &evaluation.calibrators;
     for (i, calibrator) in listed.iter().enumerate() {
         let path = format!("evaluation.calibrators[{i}]");

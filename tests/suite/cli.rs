@@ -384,6 +384,26 @@ fn a_run_with_every_calibrator_records_each_and_calibrate_agrees() {
         );
     }
     assert!(metrics["temperature"]["temperature"].as_f64().unwrap() > 0.0);
+    for set in [
+        &metrics["test"],
+        &metrics["test_scaled"],
+        &calibrators["isotonic"]["test"],
+    ] {
+        let intervals = &set["intervals"];
+        assert_eq!(
+            (intervals["resamples"].clone(), intervals["level"].clone()),
+            (200.into(), 0.95.into())
+        );
+        let (low, high) = (
+            intervals["ece"]["low"].as_f64().unwrap(),
+            intervals["ece"]["high"].as_f64().unwrap(),
+        );
+        assert!(0.0 <= low && low <= high, "{intervals}");
+    }
+    assert!(
+        metrics["validation"].get("intervals").is_none(),
+        "test sets only"
+    );
 
     // The same fits from the saved predictions.
     let p = run_dir.join("predictions.safetensors");

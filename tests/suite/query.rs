@@ -96,7 +96,9 @@ fn questions_of_a_sweep() {
     assert_eq!(
         text.lines().next().unwrap(),
         "metrics.test.adaptive_ece,metrics.test.classwise_ece,metrics.test.debiased_ece,\
-         metrics.test.ece,metrics.test.smooth_ece,metrics.test.smooth_ece_sigma"
+         metrics.test.ece,metrics.test.intervals.ece.high,metrics.test.intervals.ece.low,\
+         metrics.test.intervals.smooth_ece.high,metrics.test.intervals.smooth_ece.low,\
+         metrics.test.smooth_ece,metrics.test.smooth_ece_sigma"
     );
     assert_eq!(text.lines().count(), 2, "{text}");
 

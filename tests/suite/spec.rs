@@ -277,6 +277,16 @@ fn bad_files_name_the_file_the_path_and_the_expectation() {
             "6n+2",
         ),
         (
+            r#"{"name": "x", "evaluation": {"bootstrap": {"resamples": 1000000}}}"#,
+            "`evaluation.bootstrap.resamples`",
+            "at most 100000",
+        ),
+        (
+            r#"{"name": "x", "evaluation": {"bootstrap": {"level": 95}}}"#,
+            "`evaluation.bootstrap.level`",
+            "(0, 1)",
+        ),
+        (
             r#"{"name": "x", "evaluation": {"calibrators": ["temperature", "platt"]}}"#,
             "`evaluation.calibrators[1]`",
             "`isotonic`",

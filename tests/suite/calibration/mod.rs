@@ -1,5 +1,6 @@
 //! Calibration metrics, temperature scaling and prediction files.
 
+mod bootstrap;
 mod reference;
 #[rustfmt::skip]
 mod reference_values;

@@ -162,11 +162,17 @@ fn affine_fits_are_scipys() {
 #[test]
 fn every_calibrator_lowers_the_validation_nll_of_an_overconfident_model() {
     let (validation, test) = (validation(), test_set());
-    let temperature = calibrate(Calibrator::Temperature, &validation, &test, DEFAULT_BINS)
-        .unwrap()
-        .validation_nll_after;
+    let temperature = calibrate(
+        Calibrator::Temperature,
+        &validation,
+        &test,
+        DEFAULT_BINS,
+        None,
+    )
+    .unwrap()
+    .validation_nll_after;
     for method in Calibrator::ALL {
-        let result = calibrate(method, &validation, &test, DEFAULT_BINS).unwrap();
+        let result = calibrate(method, &validation, &test, DEFAULT_BINS, None).unwrap();
         assert!(
             result.validation_nll_after < result.validation_nll_before,
             "{method}: {result:?}"
@@ -216,7 +222,7 @@ fn every_calibrator_leaves_a_perfectly_calibrated_set_alone() {
     let set = perfectly_calibrated();
     let raw = evaluate(&set, DEFAULT_BINS, 1.0);
     for method in Calibrator::ALL {
-        let result = calibrate(method, &set, &set, DEFAULT_BINS).unwrap();
+        let result = calibrate(method, &set, &set, DEFAULT_BINS, None).unwrap();
         // The identity is the exact optimum of every parametric fit here (the NLL's
         // gradient and ODIR's both vanish there), and each confidence's accuracy is
         // the confidence itself for the top-label maps.

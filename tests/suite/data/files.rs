@@ -815,9 +815,11 @@ proptest! {
         prop_assert!(read_idx(&path).is_err(), "a prefix of {cut} of {} bytes was accepted", full.len());
     }
 
-    /// A CIFAR file cut anywhere is an error.
+    /// A CIFAR file cut anywhere but between two records is an error (cut between
+    /// records it is a valid, shorter file).
     #[test]
     fn any_cifar_truncation_is_an_error(cut in 0usize..3 * 3073) {
+        prop_assume!(cut == 0 || cut % 3073 != 0);
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "test_batch.bin", &cifar10_batch(&[1, 2, 3], 1)[..cut]);
         prop_assert!(read_cifar10(dir.path(), Part::Test, None).is_err());

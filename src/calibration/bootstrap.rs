@@ -79,18 +79,12 @@ impl Bootstrap {
             .iter()
             .map(|&c| bin_index(c, bins))
             .collect();
-        let mut rng = seeded(self.seed, Stream::Bootstrap);
-        let mut counts = vec![0.0f64; n];
         let mut values: [Vec<f64>; 5] = Default::default();
-        for _ in 0..self.resamples {
-            counts.fill(0.0);
-            for _ in 0..n {
-                counts[rng.random_range(0..n)] += 1.0;
-            }
+        self.each_resample(n, |counts| {
             let mean = |per_sample: &[f64]| {
                 per_sample
                     .iter()
-                    .zip(&counts)
+                    .zip(counts)
                     .map(|(v, w)| v * w)
                     .sum::<f64>()
                     / n as f64
@@ -118,10 +112,10 @@ impl Bootstrap {
             values[4].push(smooth_ece_at(
                 samples.confidences,
                 samples.correct,
-                Some(&counts),
+                Some(counts),
                 sigma,
             ));
-        }
+        });
         let [accuracy, nll, brier, ece, smooth_ece] =
             values.map(|mut v| percentile_interval(&mut v, self.level));
         Intervals {
@@ -132,6 +126,37 @@ impl Bootstrap {
             brier,
             ece,
             smooth_ece,
+        }
+    }
+
+    /// The pointwise percentile band of a curve over `n` samples: `curve` maps a
+    /// resample's counts to the curve's values (the same length for every resample).
+    pub fn band(&self, n: usize, mut curve: impl FnMut(&[f64]) -> Vec<f64>) -> Vec<Interval> {
+        let mut values: Vec<Vec<f64>> = vec![];
+        self.each_resample(n, |counts| {
+            let point_values = curve(counts);
+            values.resize_with(point_values.len(), Vec::new);
+            for (at, value) in values.iter_mut().zip(point_values) {
+                at.push(value);
+            }
+        });
+        values
+            .iter_mut()
+            .map(|v| percentile_interval(v, self.level))
+            .collect()
+    }
+
+    /// Calls `f` with each resample of `n` samples, as counts of how often each sample
+    /// was drawn.
+    fn each_resample(&self, n: usize, mut f: impl FnMut(&[f64])) {
+        let mut rng = seeded(self.seed, Stream::Bootstrap);
+        let mut counts = vec![0.0f64; n];
+        for _ in 0..self.resamples {
+            counts.fill(0.0);
+            for _ in 0..n {
+                counts[rng.random_range(0..n)] += 1.0;
+            }
+            f(&counts);
         }
     }
 }

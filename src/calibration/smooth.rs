@@ -21,6 +21,7 @@
 //! The convolutions run by FFT (relplot's `numpy.convolve` sums directly); the two agree
 //! to rounding.
 
+use super::bootstrap::{Bootstrap, Interval};
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 use std::f64::consts::PI;
@@ -121,6 +122,55 @@ pub fn smoothed_residuals(
         mesh,
         residual,
         density,
+    }
+}
+
+/// A smoothed reliability diagram, as relplot's `rel_diagram` draws it: at the smooth
+/// ECE's bandwidth, the smoothed accuracy `t − r̂(t)` on the mesh, the density of the
+/// confidences (scaled to integrate to 1 over [0, 1]) and, with a bootstrap, the
+/// pointwise percentile band of the accuracy over resamples at the same bandwidth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmoothReliability {
+    pub smooth_ece: SmoothEce,
+    pub mesh: Vec<f64>,
+    pub accuracy: Vec<f64>,
+    pub density: Vec<f64>,
+    pub band: Option<Vec<Interval>>,
+}
+
+/// The [`SmoothReliability`] of top-label `confidences` and whether each was `correct`.
+pub fn smooth_reliability(
+    confidences: &[f64],
+    correct: &[bool],
+    bootstrap: Option<&Bootstrap>,
+) -> SmoothReliability {
+    let smooth_ece = smooth_ece(confidences, correct);
+    let accuracy = |curve: &SmoothedResiduals| -> Vec<f64> {
+        curve
+            .mesh
+            .iter()
+            .zip(&curve.residual)
+            .map(|(t, r)| t - r)
+            .collect()
+    };
+    let curve = smoothed_residuals(confidences, correct, None, smooth_ece.sigma);
+    let band = bootstrap.map(|b| {
+        b.band(confidences.len(), |counts| {
+            accuracy(&smoothed_residuals(
+                confidences,
+                correct,
+                Some(counts),
+                smooth_ece.sigma,
+            ))
+        })
+    });
+    let mean_density = curve.density.iter().sum::<f64>() / curve.density.len() as f64;
+    SmoothReliability {
+        smooth_ece,
+        accuracy: accuracy(&curve),
+        density: curve.density.iter().map(|d| d / mean_density).collect(),
+        mesh: curve.mesh,
+        band,
     }
 }
 

@@ -1,11 +1,16 @@
 //! The report's figures, drawn from a grouped [`Report`] with [`super::plot`]:
-//! reliability diagrams per group (before and after temperature scaling), metrics
-//! against the smoothing ε with error bars, their per-method bar charts when the loss
-//! section itself is swept, and training curves.
+//! reliability diagrams per group (binned, and smoothed with a bootstrap band, before
+//! and after temperature scaling), metrics against the smoothing ε with error bars,
+//! their per-method bar charts when the loss section itself is swept, the calibrators
+//! compared when runs fitted more than temperature scaling, and training curves.
 
 use super::plot::{self, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel, Series};
-use super::summary::{Group, Report, METRICS};
-use crate::calibration::ReliabilityBin;
+use super::plot::{BarGroup, SmoothReliabilityPanel};
+use super::summary::{Group, Report, Stat};
+use crate::calibration::calibrators::top_label_at;
+use crate::calibration::smooth::smooth_reliability;
+use crate::calibration::{Bootstrap, Calibrator, ReliabilityBin};
+use crate::store::RunDir;
 use anyhow::Result;
 use serde_json::Value;
 
@@ -23,6 +28,22 @@ const COMPARED: [(&str, &[&str], &str); 3] = [
     ("logit-gap", &["logit_gap"], "mean true-class logit gap"),
 ];
 
+/// What the error bars of the comparison figures show.
+const ERROR_BARS: &str = "± std over seeds, or one run's bootstrap interval";
+
+/// The bootstrap of the smoothed reliability diagrams' bands: relplot's default of
+/// 200 resamples at 95 %, from a fixed seed so that a report redraws the same band.
+const BAND_BOOTSTRAP: Bootstrap = Bootstrap {
+    resamples: 200,
+    level: 0.95,
+    seed: 0,
+};
+
+/// The calibrator-comparison figures (Guo et al. 2017, Tables 1 and 2): the stem
+/// prefix, the metric and the y axis.
+const CALIBRATOR_COMPARED: [(&str, &str, &str); 2] =
+    [("ece", "ece", "test ECE"), ("nll", "nll", "test NLL")];
+
 /// A figure and the file stem it is saved under.
 pub struct NamedFigure {
     pub stem: String,
@@ -39,13 +60,19 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
             if figures.iter().any(|f: &NamedFigure| f.stem == stem) {
                 stem = format!("{stem}-{}", figures.len() + 1);
             }
+            if let Some(smooth) = smoothed_reliability(report, group)? {
+                figures.push(NamedFigure {
+                    stem: format!("smooth-{stem}"),
+                    figure: smooth,
+                });
+            }
             figures.push(NamedFigure { stem, figure });
         }
     }
     for &(name, metrics, y_label) in &COMPARED {
         let series = against_smoothing(report, metrics);
         if !series.is_empty() {
-            let title = format!("{y_label} against label smoothing ε (mean ± std over seeds)");
+            let title = format!("{y_label} against label smoothing ε (mean, {ERROR_BARS})");
             let figure = plot::error_bar_lines(&title, "smoothing ε", y_label, &series)?;
             figures.push(NamedFigure {
                 stem: format!("{name}-vs-smoothing"),
@@ -57,11 +84,20 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
         if let Some(groups) = by_method(report, metrics) {
             let measures: Vec<String> = metrics
                 .iter()
-                .map(|&m| METRICS[metric_index(m)].label.clone())
+                .map(|&m| report.metrics[metric_index(report, m)].label.clone())
                 .collect();
-            let title = format!("{y_label} per training method (mean ± std over seeds)");
+            let title = format!("{y_label} per training method (mean, {ERROR_BARS})");
             figures.push(NamedFigure {
                 stem: format!("{name}-by-method"),
+                figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
+            });
+        }
+    }
+    for &(name, metric, y_label) in &CALIBRATOR_COMPARED {
+        if let Some((measures, groups)) = by_calibrator(report, metric) {
+            let title = format!("{y_label} per post-hoc calibrator (mean, {ERROR_BARS})");
+            figures.push(NamedFigure {
+                stem: format!("{name}-by-calibrator"),
                 figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
             });
         }
@@ -76,12 +112,23 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
     Ok(figures)
 }
 
-/// The position in [`METRICS`] of the metric called `name`.
-fn metric_index(name: &str) -> usize {
-    METRICS
-        .iter()
-        .position(|m| m.name == name)
-        .expect("a known metric")
+/// The position in the report's metrics of one the figures know by name.
+fn metric_index(report: &Report, name: &str) -> usize {
+    report
+        .metric_index(name)
+        .expect("a metric every report has")
+}
+
+/// A group's statistic as a point: the mean, with the std over seeds as its error bar,
+/// or a single run's bootstrap interval.
+fn mean_point(x: f64, stat: &Stat) -> Option<MeanPoint> {
+    let mean = stat.mean?;
+    let error = match (stat.std, stat.interval) {
+        (Some(std), _) => Some((mean - std, mean + std)),
+        (None, Some(interval)) => Some((interval.low, interval.high)),
+        (None, None) => None,
+    };
+    Some(MeanPoint { x, mean, error })
 }
 
 /// The position of grouping key `key` when its groups take at least two values.
@@ -97,27 +144,55 @@ fn varied_key(report: &Report, key: &str) -> Option<usize> {
 
 /// The method-comparison counterpart of the "against ε" figures: one cluster of bars
 /// per group, when the whole loss section is a grouping key with several values.
-fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<plot::BarGroup>> {
+fn by_method(report: &Report, metric_names: &[&str]) -> Option<Vec<BarGroup>> {
     varied_key(report, LOSS_KEY)?;
-    let groups = report
+    let indices: Vec<usize> = metric_names
+        .iter()
+        .map(|&name| metric_index(report, name))
+        .collect();
+    Some(bar_groups(report, &indices))
+}
+
+/// One cluster per group with a bar per metric at `indices`.
+fn bar_groups(report: &Report, indices: &[usize]) -> Vec<BarGroup> {
+    report
         .groups
         .iter()
-        .map(|group| plot::BarGroup {
+        .map(|group| BarGroup {
             label: report.label(group),
-            bars: metric_names
+            bars: indices
                 .iter()
-                .map(|&name| {
-                    let stat = group.stats[metric_index(name)];
-                    Some(MeanPoint {
-                        x: 0.0,
-                        mean: stat.mean?,
-                        std: stat.std.unwrap_or(0.0),
-                    })
-                })
+                .map(|&i| mean_point(0.0, &group.stats[i]))
                 .collect(),
         })
+        .collect()
+}
+
+/// `metric` uncalibrated, after temperature scaling and after each other calibrator the
+/// runs fitted: the bars' names and the clusters, one per group. `None` when the runs
+/// fitted nothing beyond temperature scaling.
+fn by_calibrator(report: &Report, metric: &str) -> Option<(Vec<String>, Vec<BarGroup>)> {
+    let others: Vec<(String, usize)> = Calibrator::ALL
+        .iter()
+        .filter(|&&c| c != Calibrator::Temperature)
+        .filter_map(|c| {
+            let index = report.metric_index(&format!("{metric}_{}", c.name()))?;
+            Some((c.label().to_string(), index))
+        })
         .collect();
-    Some(groups)
+    if others.is_empty() {
+        return None;
+    }
+    let mut columns = vec![
+        ("uncalibrated".to_string(), metric_index(report, metric)),
+        (
+            Calibrator::Temperature.label().to_string(),
+            metric_index(report, &format!("{metric}_scaled")),
+        ),
+    ];
+    columns.extend(others);
+    let (names, indices): (Vec<String>, Vec<usize>) = columns.into_iter().unzip();
+    Some((names, bar_groups(report, &indices)))
 }
 
 /// File-name-safe text: letters, digits, `.`, `_` and `-`.
@@ -222,6 +297,74 @@ fn reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
     plot::reliability_diagrams(&title, &panels).map(Some)
 }
 
+/// The group's smoothed reliability diagrams from its completed runs' saved test
+/// predictions pooled (each run's logits at its own temperature for the second panel),
+/// with [`BAND_BOOTSTRAP`]'s band. `None`, with a warning, when a run's predictions
+/// cannot be read: a diagram of some of the runs would not match the binned one.
+fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
+    let mut before: (Vec<f64>, Vec<bool>) = Default::default();
+    let mut after: (Vec<f64>, Vec<bool>) = Default::default();
+    let mut runs = 0;
+    let mut all_scaled = true;
+    for run in report.runs(group) {
+        let Some(metrics) = run.result().and_then(|r| r.metrics.as_ref()) else {
+            continue;
+        };
+        let predictions = match RunDir::new(&run.dir).read_test_predictions() {
+            Ok(predictions) => predictions,
+            Err(error) => {
+                tracing::warn!(
+                    "no smoothed reliability diagram for {}: {error:#}",
+                    report.label(group)
+                );
+                return Ok(None);
+            }
+        };
+        runs += 1;
+        let (confidences, correct) = top_label_at(&predictions, 1.0);
+        before.0.extend(confidences);
+        before.1.extend(correct);
+        match &metrics.temperature {
+            Some(fit) => {
+                let (confidences, correct) = top_label_at(&predictions, fit.temperature);
+                after.0.extend(confidences);
+                after.1.extend(correct);
+            }
+            None => all_scaled = false,
+        }
+    }
+    if runs == 0 {
+        return Ok(None);
+    }
+    let curves: Vec<(&str, _)> = [("before temperature scaling", &before)]
+        .into_iter()
+        .chain(all_scaled.then_some(("after temperature scaling", &after)))
+        .map(|(title, (confidences, correct))| {
+            (
+                title,
+                smooth_reliability(confidences, correct, Some(&BAND_BOOTSTRAP)),
+            )
+        })
+        .collect();
+    let panels: Vec<SmoothReliabilityPanel> = curves
+        .iter()
+        .map(|(title, curve)| SmoothReliabilityPanel {
+            title: title.to_string(),
+            curve,
+        })
+        .collect();
+    let title = format!(
+        "{} — test set, {runs} run(s) pooled, smoothed",
+        report.label(group)
+    );
+    let band = format!(
+        "{:.0} % bootstrap band ({} resamples)",
+        BAND_BOOTSTRAP.level * 100.0,
+        BAND_BOOTSTRAP.resamples
+    );
+    plot::smooth_reliability_diagrams(&title, &band, &panels).map(Some)
+}
+
 /// One series per combination of the other grouping keys and per metric, x = ε.
 /// Empty when ε is not a grouping key or takes a single value.
 fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
@@ -241,16 +384,9 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
             .map(|(_, v)| v.clone())
             .collect();
         for &name in metric_names {
-            let m = METRICS
-                .iter()
-                .position(|m| m.name == name)
-                .expect("a known metric");
-            let stat = group.stats[m];
-            let Some(mean) = stat.mean else { continue };
-            let point = MeanPoint {
-                x,
-                mean,
-                std: stat.std.unwrap_or(0.0),
+            let m = metric_index(report, name);
+            let Some(point) = mean_point(x, &group.stats[m]) else {
+                continue;
             };
             match series
                 .iter_mut()
@@ -267,10 +403,10 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
                         .map(|(_, (k, v))| super::summary::key_label(k, v))
                         .collect();
                     if metric_names.len() > 1 {
-                        label.push(METRICS[m].label.clone());
+                        label.push(report.metrics[m].label.clone());
                     }
                     let label = if label.is_empty() {
-                        METRICS[m].label.clone()
+                        report.metrics[m].label.clone()
                     } else {
                         label.join(", ")
                     };

@@ -2,7 +2,7 @@
 //! number at full precision, one flat record per group, so that `pandas.read_csv` and
 //! `pandas.read_json` load them as they are.
 
-use super::summary::{key_text, value_text, Report, Stat, METRICS};
+use super::summary::{key_text, value_text, Report, Stat};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
@@ -44,13 +44,19 @@ fn csv_field(text: &str) -> String {
 }
 
 /// The header and one row of cells per group: the keys, the run counts, each
-/// metric's mean and standard deviation.
+/// metric's mean and standard deviation, and for a metric with bootstrap intervals
+/// the interval of a group's single run (`<metric>_low`, `<metric>_high`; empty for
+/// groups of several runs).
 pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["runs", "completed", "failed", "missing"].map(String::from));
-    for m in METRICS.iter() {
+    for m in &report.metrics {
         header.push(format!("{}_mean", m.name));
         header.push(format!("{}_std", m.name));
+        if m.has_interval() {
+            header.push(format!("{}_low", m.name));
+            header.push(format!("{}_high", m.name));
+        }
     }
     let rows = report
         .groups
@@ -60,9 +66,13 @@ pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
             for count in [g.runs.len(), g.completed, g.failed, g.missing] {
                 row.push(Cell::Value(Value::from(count)));
             }
-            for stat in &g.stats {
+            for (stat, m) in g.stats.iter().zip(&report.metrics) {
                 row.push(Cell::Number(stat.mean));
                 row.push(Cell::Number(stat.std));
+                if m.has_interval() {
+                    row.push(Cell::Number(stat.interval.map(|i| i.low)));
+                    row.push(Cell::Number(stat.interval.map(|i| i.high)));
+                }
             }
             row
         })
@@ -70,7 +80,7 @@ pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
     (header, rows)
 }
 
-/// Flat JSON records, one per group: key columns, counts, `<metric>_mean/_std`.
+/// Flat JSON records, one per group: the columns of [`cells`].
 pub fn records(report: &Report) -> Vec<Map<String, Value>> {
     let (header, rows) = cells(report);
     rows.into_iter()
@@ -111,11 +121,18 @@ pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(&records).expect("JSON values serialise") + "\n"
 }
 
-/// `mean ± std` with the metric's decimals; `-` without values.
+/// `mean ± std` with the metric's decimals, a single run's value with its bootstrap
+/// interval (`0.034 [0.029, 0.040]`); `-` without values.
 fn mean_std(stat: &Stat, decimals: usize) -> String {
-    match (stat.mean, stat.std) {
-        (Some(mean), Some(std)) => format!("{mean:.decimals$} ± {std:.decimals$}"),
-        (Some(mean), None) => format!("{mean:.decimals$}"),
+    match (stat.mean, stat.std, stat.interval) {
+        (Some(mean), Some(std), _) => format!("{mean:.decimals$} ± {std:.decimals$}"),
+        (Some(mean), None, Some(i)) => {
+            format!(
+                "{mean:.decimals$} [{:.decimals$}, {:.decimals$}]",
+                i.low, i.high
+            )
+        }
+        (Some(mean), None, None) => format!("{mean:.decimals$}"),
         _ => "-".to_string(),
     }
 }
@@ -124,7 +141,7 @@ fn mean_std(stat: &Stat, decimals: usize) -> String {
 fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["done", "failed", "missing"].map(String::from));
-    header.extend(METRICS.iter().map(|m| m.label.clone()));
+    header.extend(report.metrics.iter().map(|m| m.label.clone()));
     let rows = report
         .groups
         .iter()
@@ -141,7 +158,7 @@ fn text_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
             row.extend(
                 g.stats
                     .iter()
-                    .zip(METRICS.iter())
+                    .zip(&report.metrics)
                     .map(|(s, m)| mean_std(s, m.decimals)),
             );
             row

@@ -5,7 +5,7 @@
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
 use crate::calibration::catalog::{self, Measure};
-use crate::calibration::TemperatureFit;
+use crate::calibration::{Calibrator, Interval, Intervals, TemperatureFit};
 use crate::store::{ExperimentDir, FinalMetrics, RunResult, RunState};
 use crate::sweep::status;
 use crate::BadInput;
@@ -132,6 +132,7 @@ fn collect_experiment(dir: &ExperimentDir, collected: &mut Collected) -> Result<
 }
 
 /// A metric of a completed run, as a report column.
+#[derive(Clone)]
 pub struct Metric {
     /// Column name in CSV and JSON (`<name>_mean`, `<name>_std`).
     pub name: String,
@@ -141,12 +142,21 @@ pub struct Metric {
     source: Source,
 }
 
+impl std::fmt::Debug for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// Where a [`Metric`] reads a run's value.
+#[derive(Clone, Copy)]
 enum Source {
     /// A metric of the test set.
     Test(&'static Measure),
     /// A metric of the test set after temperature scaling.
     Scaled(&'static Measure),
+    /// A metric of the test set after another calibrator.
+    Calibrated(Calibrator, &'static Measure),
     /// A number of the temperature fit.
     Fit(&'static Measure<TemperatureFit>),
     TrainSeconds,
@@ -174,6 +184,13 @@ impl Metric {
         )
     }
 
+    fn calibrated(calibrator: Calibrator, measure: &'static Measure) -> Self {
+        Self::catalogued(measure, Source::Calibrated(calibrator, measure)).named(
+            format!("{}_{}", measure.key, calibrator.name()),
+            format!("{} after {}", measure.label, calibrator.name()),
+        )
+    }
+
     fn fit(measure: &'static Measure<TemperatureFit>) -> Self {
         Self::catalogued(measure, Source::Fit(measure))
     }
@@ -192,9 +209,35 @@ impl Metric {
         match self.source {
             Source::Test(measure) => measure.of(&test(r)?.test),
             Source::Scaled(measure) => measure.of(test(r)?.test_scaled.as_ref()?),
+            Source::Calibrated(calibrator, measure) => {
+                measure.of(&test(r)?.calibrators.get(&calibrator)?.test)
+            }
             Source::Fit(measure) => measure.of(test(r)?.temperature.as_ref()?),
             Source::TrainSeconds => Some(r.timings.train_seconds),
         }
+    }
+
+    /// Whether runs can have a bootstrap interval of this metric.
+    pub fn has_interval(&self) -> bool {
+        match self.source {
+            Source::Test(measure) | Source::Scaled(measure) | Source::Calibrated(_, measure) => {
+                Intervals::KEYS.contains(&measure.key)
+            }
+            Source::Fit(_) | Source::TrainSeconds => false,
+        }
+    }
+
+    /// The run's bootstrap interval of this metric, if it has one.
+    pub fn interval(&self, r: &RunResult) -> Option<Interval> {
+        let (metrics, measure) = match self.source {
+            Source::Test(measure) => (&test(r)?.test, measure),
+            Source::Scaled(measure) => (test(r)?.test_scaled.as_ref()?, measure),
+            Source::Calibrated(calibrator, measure) => {
+                (&test(r)?.calibrators.get(&calibrator)?.test, measure)
+            }
+            Source::Fit(_) | Source::TrainSeconds => return None,
+        };
+        metrics.intervals.as_ref()?.of(measure.key)
     }
 }
 
@@ -202,13 +245,24 @@ fn test(r: &RunResult) -> Option<&FinalMetrics> {
     r.metrics.as_ref()
 }
 
-/// The report's metrics: test-set figures of the [`catalog`], before and after
-/// temperature scaling, and the training time.
+/// The metrics every report has: test-set figures of the [`catalog`], before and after
+/// temperature scaling, and the training time. A report adds a column group per other
+/// calibrator its runs have ([`calibrator_metrics`]).
 pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
-    use catalog::{ACCURACY, ADAPTIVE_ECE, BRIER, CLASSWISE_ECE, ECE, NLL, TRUE_LOGIT_GAP};
-    let mut metrics: Vec<Metric> = [&ACCURACY, &NLL, &BRIER, &ECE, &ADAPTIVE_ECE, &CLASSWISE_ECE]
-        .map(Metric::test)
-        .into();
+    use catalog::{
+        ACCURACY, ADAPTIVE_ECE, BRIER, CLASSWISE_ECE, ECE, NLL, SMOOTH_ECE, TRUE_LOGIT_GAP,
+    };
+    let mut metrics: Vec<Metric> = [
+        &ACCURACY,
+        &NLL,
+        &BRIER,
+        &ECE,
+        &SMOOTH_ECE,
+        &ADAPTIVE_ECE,
+        &CLASSWISE_ECE,
+    ]
+    .map(Metric::test)
+    .into();
     metrics.extend([&ECE, &NLL].map(Metric::scaled));
     metrics.push(Metric::fit(&catalog::TEMPERATURE));
     // Shorter than in the catalogue: `logit_gap` is the column CSV and JSON readers know.
@@ -222,6 +276,23 @@ pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
     metrics
 });
 
+/// ECE, smooth ECE and NLL after each calibrator (other than temperature scaling, which
+/// [`METRICS`] has) that some completed run of `runs` fitted, in [`Calibrator::ALL`]'s
+/// order.
+fn calibrator_metrics(runs: &[ReportRun]) -> Vec<Metric> {
+    use catalog::{ECE, NLL, SMOOTH_ECE};
+    let fitted: BTreeSet<Calibrator> = runs
+        .iter()
+        .filter_map(ReportRun::result)
+        .filter_map(test)
+        .flat_map(|m| m.calibrators.keys().copied())
+        .collect();
+    fitted
+        .into_iter()
+        .flat_map(|c| [&ECE, &SMOOTH_ECE, &NLL].map(|m| Metric::calibrated(c, m)))
+        .collect()
+}
+
 /// Mean and sample standard deviation (divisor n − 1, as pandas' and R's `sd`) of the
 /// values a metric has in a group's completed runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,6 +301,8 @@ pub struct Stat {
     pub mean: Option<f64>,
     /// `None` with fewer than two values.
     pub std: Option<f64>,
+    /// With a single value: that run's bootstrap interval, where it has one.
+    pub interval: Option<Interval>,
 }
 
 impl Stat {
@@ -240,7 +313,12 @@ impl Stat {
             let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
             (squares / (n - 1) as f64).sqrt()
         });
-        Self { n, mean, std }
+        Self {
+            n,
+            mean,
+            std,
+            interval: None,
+        }
     }
 }
 
@@ -261,6 +339,8 @@ pub struct Group {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub keys: Vec<String>,
+    /// [`METRICS`], then the calibrator columns; one [`Stat`] per entry in each group.
+    pub metrics: Vec<Metric>,
     pub groups: Vec<Group>,
     pub collected: Collected,
 }
@@ -277,6 +357,11 @@ pub fn default_keys(collected: &Collected) -> Vec<String> {
 }
 
 impl Report {
+    /// The position in [`Self::metrics`] (and each group's stats) of the metric `name`.
+    pub fn metric_index(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m.name == name)
+    }
+
     /// Groups `collected` by `keys` (dotted config paths or `experiment`); groups appear
     /// in the order of their first run. A key that no run's config has is bad input.
     pub fn new(collected: Collected, keys: Vec<String>) -> Result<Self> {
@@ -314,22 +399,30 @@ impl Report {
                 Outcome::Missing { .. } => group.missing += 1,
             }
         }
+        let mut metrics = METRICS.clone();
+        metrics.extend(calibrator_metrics(&collected.runs));
         for group in &mut groups {
-            group.stats = METRICS
+            group.stats = metrics
                 .iter()
                 .map(|metric| {
-                    let values: Vec<f64> = group
+                    let results: Vec<&RunResult> = group
                         .runs
                         .iter()
                         .filter_map(|&i| collected.runs[i].result())
-                        .filter_map(|r| metric.get(r))
+                        .filter(|r| metric.get(r).is_some())
                         .collect();
-                    Stat::of(&values)
+                    let values: Vec<f64> = results.iter().filter_map(|r| metric.get(r)).collect();
+                    let mut stat = Stat::of(&values);
+                    if let [only] = results[..] {
+                        stat.interval = metric.interval(only);
+                    }
+                    stat
                 })
                 .collect();
         }
         Ok(Self {
             keys,
+            metrics,
             groups,
             collected,
         })

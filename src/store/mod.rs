@@ -309,6 +309,11 @@ impl RunDir {
         atomic::write_bytes(&self.predictions_file(), &bytes)
     }
 
+    /// The test logits and labels [`Self::write_predictions`] wrote.
+    pub fn read_test_predictions(&self) -> Result<Predictions> {
+        crate::calibration::io::read_predictions_split(&self.predictions_file(), Some("test"))
+    }
+
     pub fn write_model(&self, vars: &VarMap) -> Result<()> {
         atomic::write_with(&self.model_file(), |temp| Ok(vars.save(temp)?))
     }

@@ -5,10 +5,12 @@
 //! With SMOOTHLAB_PLOT_SAMPLES=<dir>, every figure drawn here is also written to <dir>
 //! for a look.
 
-use smoothlab::calibration::ReliabilityBin;
+use smoothlab::calibration::smooth::smooth_reliability;
+use smoothlab::calibration::{Bootstrap, ReliabilityBin};
 use smoothlab::report::plot::{
-    error_bar_lines, line_panels, reliability_diagrams, scatter_panels, Figure, Line, LinePanel,
-    MeanPoint, ReliabilityPanel, ScatterPanel, Series,
+    error_bar_lines, line_panels, reliability_diagrams, scatter_panels,
+    smooth_reliability_diagrams, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel,
+    ScatterPanel, Series, SmoothReliabilityPanel,
 };
 use std::collections::HashSet;
 
@@ -191,10 +193,14 @@ fn error_bar_lines_render_series_with_a_legend() {
         label: label.into(),
         points: [0.0, 0.05, 0.1, 0.2, 0.3]
             .iter()
-            .map(|&x| MeanPoint {
-                x,
-                mean: 0.02 + offset + 0.3 * (x - 0.1f64).powi(2),
-                std: 0.004 + x * 0.01,
+            .map(|&x| {
+                let mean = 0.02 + offset + 0.3 * (x - 0.1f64).powi(2);
+                let std = 0.004 + x * 0.01;
+                MeanPoint {
+                    x,
+                    mean,
+                    error: Some((mean - std, mean + std)),
+                }
             })
             .collect(),
     };
@@ -225,7 +231,11 @@ fn error_bar_lines_render_series_with_a_legend() {
 
 #[test]
 fn error_bar_lines_skip_non_finite_points_and_draw_single_points_and_nothing() {
-    let point = |x, mean, std| MeanPoint { x, mean, std };
+    let point = |x, mean: f64, std: f64| MeanPoint {
+        x,
+        mean,
+        error: Some((mean - std, mean + std)),
+    };
     let figure = error_bar_lines(
         "degenerate",
         "x",
@@ -501,4 +511,74 @@ fn figure_write_writes_svg_and_png() {
         .collect();
     names.sort();
     assert_eq!(names, ["ece.png", "ece.svg"]);
+}
+
+#[test]
+fn smooth_reliability_diagrams_draw_curve_band_and_density() {
+    // Confidences in [0.5, 1), right as often as the square of the confidence.
+    let confidences: Vec<f64> = (0..2000)
+        .map(|i| 0.5 + 0.5 * (i as f64 + 0.5) / 2000.0)
+        .collect();
+    let correct: Vec<bool> = confidences
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((i * 7919) % 1000) as f64 / 1000.0 < c * c)
+        .collect();
+    let bootstrap = Bootstrap {
+        resamples: 50,
+        level: 0.9,
+        seed: 0,
+    };
+    let banded = smooth_reliability(&confidences, &correct, Some(&bootstrap));
+    let plain = smooth_reliability(&confidences, &correct, None);
+    let figure = smooth_reliability_diagrams(
+        "smoothed",
+        "90 % band",
+        &[
+            SmoothReliabilityPanel {
+                title: "with a band".into(),
+                curve: &banded,
+            },
+            SmoothReliabilityPanel {
+                title: "without".into(),
+                curve: &plain,
+            },
+        ],
+    )
+    .unwrap();
+    let label = format!(
+        "smooth ECE = {:.4} (σ = {:.3})",
+        banded.smooth_ece.value, banded.smooth_ece.sigma
+    );
+    check(
+        &figure,
+        "smooth_reliability",
+        &["with a band", "without", "90 % band", "density", &label],
+    );
+    assert!(figure.width > 2 * 400);
+}
+
+#[test]
+fn a_title_wider_than_its_figure_wraps_instead_of_being_clipped() {
+    let series = [Series {
+        label: "one".into(),
+        points: vec![MeanPoint {
+            x: 0.0,
+            mean: 1.0,
+            error: None,
+        }],
+    }];
+    let short = error_bar_lines("short", "x", "y", &series).unwrap();
+    let words = "a title far longer than the figure is wide, which must wrap onto further lines instead of running off both edges";
+    let long = error_bar_lines(words, "x", "y", &series).unwrap();
+    assert_eq!(long.width, short.width);
+    assert!(long.height > short.height);
+    let written = check_svg(&long, &[]);
+    let lines: Vec<&String> = written
+        .iter()
+        .filter(|t| words.contains(t.as_str()))
+        .collect();
+    assert!(lines.len() >= 2, "{written:?}");
+    let rejoined: Vec<&str> = lines.iter().map(|l| l.as_str()).collect();
+    assert_eq!(rejoined.join(" "), words);
 }

@@ -268,7 +268,9 @@ fn plots_and_the_html_page_are_written() {
     );
     let stems = [
         "reliability-smoothing-0.0",
+        "smooth-reliability-smoothing-0.0",
         "reliability-smoothing-0.1",
+        "smooth-reliability-smoothing-0.1",
         "ece-vs-smoothing",
         "accuracy-vs-smoothing",
         "logit-gap-vs-smoothing",
@@ -521,4 +523,112 @@ fn the_plane_ignores_the_component_along_its_normal() {
         assert!(((p.0 - q.0).hypot(p.1 - q.1) - 2f64.sqrt()).abs() < 1e-12);
     }
     assert!(Plane::through(&a, &[2.0, 0.0, 0.0], &[3.0, 0.0, 0.0]).is_none());
+}
+
+/// Two single-run groups, every calibrator fitted.
+const CALIBRATED: &str = r#"{
+  "name": "calibrated",
+  "dataset": { "name": "synthetic", "classes": 3, "features": 4, "train_size": 240, "test_size": 120, "class_sep": 1.0 },
+  "model": { "name": "mlp", "hidden": [8] },
+  "training": { "epochs": 2, "batch_size": 32 },
+  "evaluation": { "calibrators": ["temperature", "vector", "matrix", "dirichlet", "histogram", "isotonic"] },
+  "device": "cpu",
+  "sweep": { "loss.smoothing": [0.0, 0.1] }
+}"#;
+
+#[test]
+fn calibrators_get_column_groups_and_figures_and_single_runs_their_intervals() {
+    let ws = Workspace::new();
+    let out = ws.run(&ws.write("calibrated.json", CALIBRATED), &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let dir = ws.results().join("calibrated");
+    let runs = dirs_in(&dir);
+    let result = |run: &Path| json(&run.join("result.json"));
+
+    let table = report(&ws, &[dir.to_str().unwrap()]);
+    for heading in [
+        "ECE after vector",
+        "smooth ECE after isotonic",
+        "NLL after dirichlet",
+    ] {
+        assert!(table.contains(heading), "{heading}: {table}");
+    }
+    // A group of one run shows its interval: `0.8500 [0.7833, 0.9083]`.
+    let first = result(&runs[0]);
+    let accuracy = &first["metrics"]["test"];
+    let cell = format!(
+        "{:.4} [{:.4}, {:.4}]",
+        accuracy["accuracy"].as_f64().unwrap(),
+        accuracy["intervals"]["accuracy"]["low"].as_f64().unwrap(),
+        accuracy["intervals"]["accuracy"]["high"].as_f64().unwrap()
+    );
+    assert!(table.contains(&cell), "{cell} in {table}");
+
+    let records: Value =
+        serde_json::from_str(&report(&ws, &[dir.to_str().unwrap(), "--format", "json"])).unwrap();
+    for run in &runs {
+        let r = result(run);
+        let smoothing = r["swept"]["loss.smoothing"].as_f64().unwrap();
+        let record = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["loss.smoothing"].as_f64() == Some(smoothing))
+            .unwrap();
+        let metrics = &r["metrics"];
+        for calibrator in ["vector", "matrix", "dirichlet", "histogram", "isotonic"] {
+            let test = &metrics["calibrators"][calibrator]["test"];
+            for metric in ["ece", "smooth_ece", "nll"] {
+                let column = format!("{metric}_{calibrator}");
+                close(
+                    &record[format!("{column}_mean")],
+                    test[metric].as_f64().unwrap(),
+                );
+                close(
+                    &record[format!("{column}_low")],
+                    test["intervals"][metric]["low"].as_f64().unwrap(),
+                );
+            }
+        }
+        close(
+            &record["ece_high"],
+            metrics["test"]["intervals"]["ece"]["high"]
+                .as_f64()
+                .unwrap(),
+        );
+        assert!(record["ece_std"].is_null(), "one run has no std: {record}");
+        assert!(
+            record.get("temperature_low").is_none(),
+            "a fit has no interval"
+        );
+    }
+
+    // Without one run's predictions its group has no smoothed diagram; the rest stands.
+    let orphan = &runs[0];
+    std::fs::remove_file(orphan.join("predictions.safetensors")).unwrap();
+    let plots = ws.path().join("plots");
+    report(
+        &ws,
+        &[dir.to_str().unwrap(), "--plots", plots.to_str().unwrap()],
+    );
+    let smoothing = result(orphan)["swept"]["loss.smoothing"].as_f64().unwrap();
+    let other = if smoothing == 0.0 { "0.1" } else { "0.0" };
+    let orphan_label = if smoothing == 0.0 { "0.0" } else { "0.1" };
+    for stem in [
+        "ece-by-calibrator".to_string(),
+        "nll-by-calibrator".to_string(),
+        format!("smooth-reliability-smoothing-{other}"),
+        format!("reliability-smoothing-{orphan_label}"),
+    ] {
+        let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg")))
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert!(svg.contains("<svg"), "{stem}");
+    }
+    let calibrators = std::fs::read_to_string(plots.join("ece-by-calibrator.svg")).unwrap();
+    for label in ["uncalibrated", "vector scaling", "isotonic regression"] {
+        assert!(calibrators.contains(label), "{label}");
+    }
+    assert!(!plots
+        .join(format!("smooth-reliability-smoothing-{orphan_label}.svg"))
+        .exists());
 }

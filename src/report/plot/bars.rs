@@ -1,4 +1,4 @@
-//! Grouped bars of means with error bars of ± one standard deviation: one cluster per
+//! Grouped bars of means with error bars: one cluster per
 //! category (a training method), one bar per measure in each.
 
 use super::axes::{chart, padded_range};
@@ -97,18 +97,13 @@ impl Picture for Bars<'_> {
         DB::ErrorType: 'static,
     {
         let finite = |p: &&MeanPoint| p.mean.is_finite();
-        let spread = |p: &MeanPoint| if p.std.is_finite() { p.std } else { 0.0 };
         let values = self
             .groups
             .iter()
             .flat_map(|g| g.bars.iter().flatten())
             .filter(finite);
-        let mut y = padded_range(
-            values
-                .clone()
-                .flat_map(|p| [p.mean - spread(p), p.mean + spread(p)]),
-        );
-        if values.clone().all(|p| p.mean - spread(p) >= 0.0) {
+        let mut y = padded_range(values.clone().flat_map(|p| p.extent()));
+        if values.clone().all(|p| p.extent()[0] >= 0.0) {
             y.start = 0.0;
         }
         let x = -0.5..self.groups.len() as f64 - 0.5;
@@ -140,10 +135,8 @@ impl Picture for Bars<'_> {
                     ],
                     colour.filled(),
                 )])?;
-                let std = spread(point);
-                if std > 0.0 {
+                if let Some((low, high)) = point.bar() {
                     let middle = left + bar * 0.45;
-                    let (low, high) = (point.mean - std, point.mean + std);
                     let style = BLACK.stroke_width(1);
                     chart.draw_series([PathElement::new(
                         vec![(middle, low), (middle, high)],

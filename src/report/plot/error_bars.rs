@@ -1,4 +1,4 @@
-//! Lines of means with error bars of ± one standard deviation, in one chart.
+//! Lines of means with error bars, in one chart.
 
 use super::axes::{axes, chart, padded_range, X_LABEL_AREA};
 use super::legend::{Key, Legend};
@@ -7,21 +7,36 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// A named series of means with standard deviations.
+/// A named series of means with error bars.
 pub struct Series {
     pub label: String,
     pub points: Vec<MeanPoint>,
 }
 
-/// A mean and standard deviation at `x`.
+/// A mean at `x` and the ends of its error bar (± std over seeds, or an interval).
 pub struct MeanPoint {
     pub x: f64,
     pub mean: f64,
-    pub std: f64,
+    pub error: Option<(f64, f64)>,
+}
+
+impl MeanPoint {
+    /// The error bar's ends where they are finite and apart.
+    pub fn bar(&self) -> Option<(f64, f64)> {
+        self.error
+            .filter(|(low, high)| low.is_finite() && high.is_finite() && low < high)
+    }
+
+    /// The lowest and highest values the point draws.
+    pub fn extent(&self) -> [f64; 2] {
+        self.bar().map_or([self.mean; 2], |(low, high)| {
+            [low.min(self.mean), high.max(self.mean)]
+        })
+    }
 }
 
 /// Lines with error bars in one chart: one line per series (points sorted by x), a bar
-/// of ± std at each point whose std is finite and positive. Non-finite points are left out.
+/// at each point that has one. Non-finite points are left out.
 pub fn error_bar_lines(
     title: &str,
     x_label: &str,
@@ -68,7 +83,7 @@ impl Picture for ErrorBars<'_> {
     where
         DB::ErrorType: 'static,
     {
-        // Finite points only, in order of x; a bar only where the std is positive.
+        // Finite points only, in order of x.
         let series: Vec<Vec<&MeanPoint>> = self
             .series
             .iter()
@@ -82,20 +97,15 @@ impl Picture for ErrorBars<'_> {
                 points
             })
             .collect();
-        let has_bar = |p: &MeanPoint| p.std.is_finite() && p.std > 0.0;
         let x = padded_range(series.iter().flatten().map(|p| p.x));
-        let y = padded_range(series.iter().flatten().flat_map(|p| {
-            let std = if has_bar(p) { p.std } else { 0.0 };
-            [p.mean - std, p.mean + std]
-        }));
+        let y = padded_range(series.iter().flatten().flat_map(|p| p.extent()));
         let mut chart = chart(area, x, y, X_LABEL_AREA)?;
         axes(&mut chart, self.x_label, self.y_label)?;
         for (i, points) in series.iter().enumerate() {
             let colour = line_colour(i);
             let style = colour.stroke_width(2);
             chart.draw_series(LineSeries::new(points.iter().map(|p| (p.x, p.mean)), style))?;
-            for p in points.iter().filter(|p| has_bar(p)) {
-                let (low, high) = (p.mean - p.std, p.mean + p.std);
+            for (p, (low, high)) in points.iter().filter_map(|p| Some((p, p.bar()?))) {
                 chart.draw_series([PathElement::new(vec![(p.x, low), (p.x, high)], style)])?;
                 for end in [low, high] {
                     chart.draw_series([EmptyElement::at((p.x, end))

@@ -1,6 +1,6 @@
-//! Figures for `smoothlab report`: reliability diagrams, lines with error bars, training
-//! curves and penultimate-layer projections. Each figure is drawn twice, once as SVG and
-//! once as PNG, by the same code.
+//! Figures for `smoothlab report`: reliability diagrams (binned and smoothed), lines and
+//! bars with error bars, training curves and penultimate-layer projections. Each figure
+//! is drawn twice, once as SVG and once as PNG, by the same code.
 //!
 //! Text is set in DejaVu Sans embedded in the binary (through plotters' `ab_glyph`
 //! feature), so figures render the same on machines without any system font.
@@ -16,12 +16,14 @@ mod legend;
 mod lines;
 mod reliability;
 mod scatter;
+mod smooth_reliability;
 
 pub use bars::{grouped_bars, BarGroup};
 pub use error_bars::{error_bar_lines, MeanPoint, Series};
 pub use lines::{line_panels, Line, LinePanel};
 pub use reliability::{reliability_diagrams, ReliabilityPanel};
 pub use scatter::{scatter_panels, ScatterPanel};
+pub use smooth_reliability::{smooth_reliability_diagrams, SmoothReliabilityPanel};
 
 use anyhow::{ensure, Context, Result};
 use legend::Legend;
@@ -64,7 +66,10 @@ const LEGEND_SIZE: f64 = 13.0;
 
 const PANEL_WIDTH: u32 = 480;
 const PANEL_HEIGHT: u32 = 420;
+/// A one-line title's strip; each further line of a wrapped title adds a line.
 const TITLE_HEIGHT: u32 = 40;
+const TITLE_LINE: u32 = 24;
+const TITLE_PADDING: u32 = 10;
 const CAPTION_HEIGHT: u32 = 28;
 
 /// Okabe & Ito's colour-blind-safe palette, without its yellow (too faint on white).
@@ -140,17 +145,19 @@ trait Picture {
 fn render(title: &str, legend: &Legend, picture: &impl Picture) -> Result<Figure> {
     let (panel_width, panel_height) = picture.panel_size();
     let width = figure_width(panel_width, picture.panels());
-    let height = TITLE_HEIGHT + panel_height + legend.height();
+    let title = wrap_to_width(title, TITLE_SIZE, width.saturating_sub(2 * TITLE_PADDING))?;
+    let title_height = TITLE_HEIGHT + (title.len().max(1) as u32 - 1) * TITLE_LINE;
+    let height = title_height + panel_height + legend.height();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        draw(&root, title, legend, picture).context("drawing the SVG")?;
+        draw(&root, &title, title_height, legend, picture).context("drawing the SVG")?;
         root.present()?;
     }
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        draw(&root, title, legend, picture).context("drawing the PNG")?;
+        draw(&root, &title, title_height, legend, picture).context("drawing the PNG")?;
         root.present()?;
     }
     let mut png = Vec::new();
@@ -166,6 +173,24 @@ fn render(title: &str, legend: &Legend, picture: &impl Picture) -> Result<Figure
         width,
         height,
     })
+}
+
+/// `text` in lines no wider than `width` pixels at font `size`, broken at spaces (a
+/// longer word keeps a line of its own).
+fn wrap_to_width(text: &str, size: f64, width: u32) -> Result<Vec<String>> {
+    register_fonts()?;
+    let mut lines: Vec<String> = vec![];
+    for word in text.split(' ') {
+        if let Some(line) = lines.last_mut() {
+            let longer = format!("{line} {word}");
+            if font(size).box_size(&longer)?.0 <= width {
+                *line = longer;
+                continue;
+            }
+        }
+        lines.push(word.to_string());
+    }
+    Ok(lines)
 }
 
 /// Writes `heading` centred in a strip of `height` pixels at the top of `area` and
@@ -191,11 +216,12 @@ where
     Ok(rest)
 }
 
-/// Clears `root`, writes the figure title and legend, and draws the picture's panels in
+/// Clears `root`, writes the figure title (its lines in a strip of `title_height`) and legend, and draws the picture's panels in
 /// equal areas side by side between them (one if there are no panels, for an empty chart).
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
+    title: &[String],
+    title_height: u32,
     legend: &Legend,
     picture: &impl Picture,
 ) -> Result<()>
@@ -203,7 +229,17 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let body = headed(root, title, TITLE_HEIGHT, TITLE_SIZE)?;
+    let (strip, body) = root.split_vertically(title_height);
+    let lines = title.len() as i32;
+    let (w, h) = strip.dim_in_pixel();
+    for (i, line) in title.iter().enumerate() {
+        let offset = (2 * i as i32 - (lines - 1)) * TITLE_LINE as i32 / 2;
+        strip.draw_text(
+            line,
+            &text(TITLE_SIZE, HPos::Center, VPos::Center),
+            (w as i32 / 2, h as i32 / 2 + offset),
+        )?;
+    }
     let height = body.dim_in_pixel().1;
     let (panels_area, legend_area) = body.split_vertically(height - legend.height());
     legend.draw(&legend_area)?;

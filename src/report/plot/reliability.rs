@@ -45,14 +45,14 @@ pub fn reliability_diagrams(title: &str, panels: &[ReliabilityPanel]) -> Result<
 }
 
 /// A reliability panel: caption, diagram, and the histogram below it.
-const RELIABILITY_HEIGHT: u32 = 560;
-const HISTOGRAM_HEIGHT: u32 = 170;
+pub(super) const RELIABILITY_HEIGHT: u32 = 560;
+pub(super) const HISTOGRAM_HEIGHT: u32 = 170;
 
-const ACCURACY: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+pub(super) const ACCURACY: RGBColor = RGBColor(0x00, 0x72, 0xB2);
 const ACCURACY_EDGE: RGBColor = RGBColor(0x00, 0x3F, 0x63);
 const GAP: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
-const DIAGONAL: RGBColor = RGBColor(0x40, 0x40, 0x40);
-const SHARE: RGBColor = RGBColor(0xA0, 0xA0, 0xA0);
+pub(super) const DIAGONAL: RGBColor = RGBColor(0x40, 0x40, 0x40);
+pub(super) const SHARE: RGBColor = RGBColor(0xA0, 0xA0, 0xA0);
 const SHARE_EDGE: RGBColor = RGBColor(0x60, 0x60, 0x60);
 
 struct Reliability<'a> {

@@ -1,6 +1,7 @@
 //! Bootstrap intervals: drawn from the seed, of the width binomial theory predicts, and
-//! switched off by `resamples: 0`.
+//! switched off by `resamples: 0`; the smoothed reliability diagram and its band.
 
+use smoothlab::calibration::smooth::{smooth_ece, smooth_reliability, SmoothReliability};
 use smoothlab::calibration::{
     evaluate, evaluate_with_intervals, Bootstrap, Predictions, DEFAULT_BINS,
 };
@@ -63,4 +64,87 @@ fn the_accuracy_interval_has_the_binomial_width() {
     // The binned ECE is biased upwards in resamples; its interval still brackets values
     // of its size.
     assert!(intervals.ece.low > 0.0 && intervals.ece.high < 2.0 * m.ece + 0.05);
+}
+
+/// `n` confidences spread over [0.3, 1) and outcomes drawn as right with probability
+/// `accuracy(confidence)`, from a fixed linear congruential stream.
+fn drawn(n: usize, accuracy: fn(f64) -> f64) -> (Vec<f64>, Vec<bool>) {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let confidence = 0.3 + 0.7 * uniform();
+            (confidence, uniform() < accuracy(confidence))
+        })
+        .unzip()
+}
+
+/// Mesh points where the confidences are dense (well inside [0.3, 1)).
+fn dense(curve: &SmoothReliability) -> Vec<usize> {
+    (0..curve.mesh.len())
+        .filter(|&j| (0.4..0.9).contains(&curve.mesh[j]))
+        .collect()
+}
+
+#[test]
+fn the_smoothed_diagram_of_a_calibrated_set_follows_the_diagonal_inside_its_band() {
+    let (confidences, correct) = drawn(20_000, |c| c);
+    let b = bootstrap(3);
+    let curve = smooth_reliability(&confidences, &correct, Some(&b));
+    assert_eq!(curve, smooth_reliability(&confidences, &correct, Some(&b)));
+    assert_eq!(curve.smooth_ece, smooth_ece(&confidences, &correct));
+    // The density is scaled to integrate to 1 over [0, 1]: uniform on [0.3, 1) is 1/0.7.
+    let mean: f64 = curve.density.iter().sum::<f64>() / curve.density.len() as f64;
+    assert!((mean - 1.0).abs() < 1e-12, "{mean}");
+    let band = curve.band.as_ref().unwrap();
+    assert_eq!(band.len(), curve.mesh.len());
+    let points = dense(&curve);
+    for &j in &points {
+        let (t, a) = (curve.mesh[j], curve.accuracy[j]);
+        assert!((a - t).abs() < 0.03, "accuracy {a} at {t}");
+        assert!(
+            (curve.density[j] - 1.0 / 0.7).abs() < 0.15,
+            "{}",
+            curve.density[j]
+        );
+        assert!(band[j].low <= band[j].high && band[j].high - band[j].low < 0.1);
+    }
+    let covered = points
+        .iter()
+        .filter(|&&j| (band[j].low..=band[j].high).contains(&curve.mesh[j]))
+        .count();
+    assert!(
+        covered * 10 >= points.len() * 8,
+        "{covered} of {}",
+        points.len()
+    );
+}
+
+#[test]
+fn the_smoothed_diagram_of_an_over_confident_set_leaves_the_diagonal_outside_its_band() {
+    let (confidences, correct) = drawn(20_000, |c| c * c);
+    let curve = smooth_reliability(&confidences, &correct, Some(&bootstrap(4)));
+    let band = curve.band.as_ref().unwrap();
+    for j in dense(&curve) {
+        let t = curve.mesh[j];
+        assert!(
+            band[j].high < t,
+            "diagonal {t} above the band {:?}",
+            band[j]
+        );
+        assert!(
+            (curve.accuracy[j] - t * t).abs() < 0.05,
+            "{} at {t}",
+            curve.accuracy[j]
+        );
+    }
+    // Without a bootstrap the curve is the same, without a band.
+    let plain = smooth_reliability(&confidences, &correct, None);
+    assert_eq!(plain.band, None);
+    assert_eq!(plain.accuracy, curve.accuracy);
 }

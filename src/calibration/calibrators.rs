@@ -206,16 +206,11 @@ pub fn calibrate(
 
 /// Each sample's top-label confidence and whether its prediction is right.
 pub fn top_label(predictions: &Predictions) -> (Vec<f64>, Vec<bool>) {
-    top_label_at(predictions, 1.0)
-}
-
-/// [`top_label`] of the logits divided by `temperature`.
-pub fn top_label_at(predictions: &Predictions, temperature: f64) -> (Vec<f64>, Vec<bool>) {
     let mut probabilities = vec![0.0; predictions.classes()];
     predictions
         .rows()
         .map(|(logits, label)| {
-            let row = softmax_into(logits, 1.0 / temperature, &mut probabilities);
+            let row = softmax_into(logits, 1.0, &mut probabilities);
             (probabilities[row.prediction], row.prediction == label)
         })
         .unzip()

@@ -6,11 +6,11 @@
 
 use super::plot::{self, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel, Series};
 use super::plot::{BarGroup, SmoothReliabilityPanel};
+use super::pooled::pooled_test;
 use super::summary::{Group, Report, Stat};
-use crate::calibration::calibrators::top_label_at;
+use crate::calibration::calibrators::top_label;
 use crate::calibration::smooth::smooth_reliability;
 use crate::calibration::{Bootstrap, Calibrator, ReliabilityBin};
-use crate::store::RunDir;
 use anyhow::Result;
 use serde_json::Value;
 
@@ -298,52 +298,29 @@ fn reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
 }
 
 /// The group's smoothed reliability diagrams from its completed runs' saved test
-/// predictions pooled (each run's logits at its own temperature for the second panel),
-/// with [`BAND_BOOTSTRAP`]'s band. `None`, with a warning, when a run's predictions
-/// cannot be read: a diagram of some of the runs would not match the binned one.
+/// predictions pooled (after temperature scaling, each run's logits at its own T), with
+/// [`BAND_BOOTSTRAP`]'s band. `None`, with a warning, when a run's predictions cannot be
+/// read: a diagram of some of the runs would not match the binned one.
 fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
-    let mut before: (Vec<f64>, Vec<bool>) = Default::default();
-    let mut after: (Vec<f64>, Vec<bool>) = Default::default();
-    let mut runs = 0;
-    let mut all_scaled = true;
-    for run in report.runs(group) {
-        let Some(metrics) = run.result().and_then(|r| r.metrics.as_ref()) else {
-            continue;
-        };
-        let predictions = match RunDir::new(&run.dir).read_test_predictions() {
-            Ok(predictions) => predictions,
-            Err(error) => {
-                tracing::warn!(
-                    "no smoothed reliability diagram for {}: {error:#}",
-                    report.label(group)
-                );
-                return Ok(None);
-            }
-        };
-        runs += 1;
-        let (confidences, correct) = top_label_at(&predictions, 1.0);
-        before.0.extend(confidences);
-        before.1.extend(correct);
-        match &metrics.temperature {
-            Some(fit) => {
-                let (confidences, correct) = top_label_at(&predictions, fit.temperature);
-                after.0.extend(confidences);
-                after.1.extend(correct);
-            }
-            None => all_scaled = false,
+    let pooled = match pooled_test(report.runs(group)) {
+        Ok(Some(pooled)) => pooled,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            tracing::warn!(
+                "no smoothed reliability diagram for {}: {error:#}",
+                report.label(group)
+            );
+            return Ok(None);
         }
-    }
-    if runs == 0 {
-        return Ok(None);
-    }
-    let curves: Vec<(&str, _)> = [("before temperature scaling", &before)]
+    };
+    let sets = [("before temperature scaling", Some(&pooled.raw))]
         .into_iter()
-        .chain(all_scaled.then_some(("after temperature scaling", &after)))
-        .map(|(title, (confidences, correct))| {
-            (
-                title,
-                smooth_reliability(confidences, correct, Some(&BAND_BOOTSTRAP)),
-            )
+        .chain([("after temperature scaling", pooled.scaled.as_ref())]);
+    let curves: Vec<(&str, _)> = sets
+        .filter_map(|(title, predictions)| {
+            let (confidences, correct) = top_label(predictions?);
+            let curve = smooth_reliability(&confidences, &correct, Some(&BAND_BOOTSTRAP));
+            Some((title, curve))
         })
         .collect();
     let panels: Vec<SmoothReliabilityPanel> = curves
@@ -354,8 +331,9 @@ fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>
         })
         .collect();
     let title = format!(
-        "{} — test set, {runs} run(s) pooled, smoothed",
-        report.label(group)
+        "{} — test set, {} run(s) pooled, smoothed",
+        report.label(group),
+        pooled.runs
     );
     let band = format!(
         "{:.0} % bootstrap band ({} resamples)",

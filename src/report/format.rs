@@ -45,8 +45,8 @@ fn csv_field(text: &str) -> String {
 
 /// The header and one row of cells per group: the keys, the run counts, each
 /// metric's mean and standard deviation, and for a metric with bootstrap intervals
-/// the interval of a group's single run (`<metric>_low`, `<metric>_high`; empty for
-/// groups of several runs).
+/// the group's interval (`<metric>_low`, `<metric>_high`: a single run's, or that of
+/// several runs' test sets pooled; empty where there is none).
 pub fn cells(report: &Report) -> (Vec<String>, Vec<Vec<Cell>>) {
     let mut header: Vec<String> = report.keys.clone();
     header.extend(["runs", "completed", "failed", "missing"].map(String::from));
@@ -121,11 +121,16 @@ pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(&records).expect("JSON values serialise") + "\n"
 }
 
-/// `mean ± std` with the metric's decimals, a single run's value with its bootstrap
-/// interval (`0.034 [0.029, 0.040]`); `-` without values.
+/// `mean ± std` with the metric's decimals, followed by the bootstrap interval where
+/// there is one (a single run's, or that of several runs' pooled test sets):
+/// `0.034 ± 0.002 [0.031, 0.037]`; `-` without values.
 fn mean_std(stat: &Stat, decimals: usize) -> String {
     match (stat.mean, stat.std, stat.interval) {
-        (Some(mean), Some(std), _) => format!("{mean:.decimals$} ± {std:.decimals$}"),
+        (Some(mean), Some(std), Some(i)) => format!(
+            "{mean:.decimals$} ± {std:.decimals$} [{:.decimals$}, {:.decimals$}]",
+            i.low, i.high
+        ),
+        (Some(mean), Some(std), None) => format!("{mean:.decimals$} ± {std:.decimals$}"),
         (Some(mean), None, Some(i)) => {
             format!(
                 "{mean:.decimals$} [{:.decimals$}, {:.decimals$}]",

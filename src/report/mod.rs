@@ -6,6 +6,7 @@ pub mod format;
 pub mod html;
 pub mod penultimate;
 pub mod plot;
+pub mod pooled;
 pub mod summary;
 
 use crate::calibration::{catalog, Intervals, Metrics, TemperatureFit};

@@ -4,14 +4,19 @@
 //! Every planned run is accounted for: a group counts its completed, failed and missing
 //! (pending, running or stale) runs, so a sweep still in progress reports what it has.
 
+use super::pooled::pooled_test;
 use crate::calibration::catalog::{self, Measure};
-use crate::calibration::{Calibrator, Interval, Intervals, TemperatureFit};
+use crate::calibration::{
+    evaluate_with_intervals, Bootstrap, Calibrator, Interval, Intervals, Predictions,
+    TemperatureFit,
+};
 use crate::store::{ExperimentDir, FinalMetrics, RunResult, RunState};
 use crate::sweep::status;
 use crate::BadInput;
 use anyhow::Result;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -227,6 +232,17 @@ impl Metric {
         }
     }
 
+    /// This metric's interval among a group's pooled intervals: test-set metrics raw
+    /// and after temperature scaling (the other calibrators are fitted per run, so
+    /// their outputs do not pool).
+    fn pooled_interval(&self, pooled: &PooledIntervals) -> Option<Interval> {
+        match self.source {
+            Source::Test(measure) => pooled.raw.of(measure.key),
+            Source::Scaled(measure) => pooled.scaled.as_ref()?.of(measure.key),
+            Source::Calibrated(..) | Source::Fit(_) | Source::TrainSeconds => None,
+        }
+    }
+
     /// The run's bootstrap interval of this metric, if it has one.
     pub fn interval(&self, r: &RunResult) -> Option<Interval> {
         let (metrics, measure) = match self.source {
@@ -238,6 +254,44 @@ impl Metric {
             Source::Fit(_) | Source::TrainSeconds => return None,
         };
         metrics.intervals.as_ref()?.of(measure.key)
+    }
+}
+
+/// The bootstrap intervals of a group's test predictions pooled over its runs, raw and
+/// after temperature scaling, at the resamples and level its runs used (from seed 0).
+struct PooledIntervals {
+    raw: Intervals,
+    scaled: Option<Intervals>,
+}
+
+impl PooledIntervals {
+    /// `None` (with a warning where a file is at fault) when the runs drew no
+    /// intervals or their predictions cannot be pooled.
+    fn of<'a>(runs: impl Iterator<Item = &'a ReportRun> + Clone) -> Option<Self> {
+        let first = runs.clone().find_map(|r| test(r.result()?))?;
+        let drawn = first.test.intervals.as_ref()?;
+        let bootstrap = Bootstrap {
+            resamples: drawn.resamples,
+            level: drawn.level,
+            seed: 0,
+        };
+        let bins = NonZeroUsize::new(first.test.bins)?;
+        let pooled = match pooled_test(runs) {
+            Ok(pooled) => pooled?,
+            Err(error) => {
+                tracing::warn!("no pooled intervals: {error:#}");
+                return None;
+            }
+        };
+        let intervals = |p: &Predictions| {
+            evaluate_with_intervals(p, bins, 1.0, &bootstrap)
+                .intervals
+                .expect("drawn with a bootstrap")
+        };
+        Some(Self {
+            raw: intervals(&pooled.raw),
+            scaled: pooled.scaled.as_ref().map(intervals),
+        })
     }
 }
 
@@ -301,7 +355,8 @@ pub struct Stat {
     pub mean: Option<f64>,
     /// `None` with fewer than two values.
     pub std: Option<f64>,
-    /// With a single value: that run's bootstrap interval, where it has one.
+    /// With a single value, that run's bootstrap interval; with several, the interval
+    /// of the runs' test sets pooled (raw and temperature-scaled metrics only).
     pub interval: Option<Interval>,
 }
 
@@ -419,6 +474,14 @@ impl Report {
                     stat
                 })
                 .collect();
+            if group.completed >= 2 {
+                let runs = group.runs.iter().map(|&i| &collected.runs[i]);
+                if let Some(pooled) = PooledIntervals::of(runs) {
+                    for (stat, metric) in group.stats.iter_mut().zip(&metrics) {
+                        stat.interval = metric.pooled_interval(&pooled);
+                    }
+                }
+            }
         }
         Ok(Self {
             keys,

@@ -1,7 +1,7 @@
 //! `smoothlab bench models` and `bench epoch` end to end at the smallest sizes: they run
 //! (on synthetic data and on MNIST and CIFAR-10 files) and write JSON of the documented shape. No timing is asserted (see src/bench).
 
-use crate::common::{assert_exit, json, stderr, stdout, Workspace, MNIST_DIR};
+use crate::common::{assert_exit, json, mnist_dir, stderr, stdout, Workspace};
 
 fn positive(value: &serde_json::Value) -> bool {
     value.as_f64().is_some_and(|v| v.is_finite() && v > 0.0)
@@ -186,10 +186,7 @@ fn bench_epoch_times_epochs_of_synthetic_data() {
 #[test]
 fn bench_epoch_reads_mnist_files() {
     let ws = Workspace::new();
-    assert!(
-        std::path::Path::new(MNIST_DIR).is_dir(),
-        "the real MNIST is missing: expected its IDX files in {MNIST_DIR}"
-    );
+    let mnist = mnist_dir();
     let out = ws.smoothlab(&[
         "bench",
         "epoch",
@@ -198,7 +195,7 @@ fn bench_epoch_reads_mnist_files() {
         "--loss",
         "focal",
         "--data",
-        MNIST_DIR,
+        mnist.to_str().unwrap(),
         "--samples",
         "300",
         "--warmup-epochs",

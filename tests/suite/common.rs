@@ -149,6 +149,25 @@ macro_rules! assert_exit {
 }
 pub(crate) use assert_exit;
 
-/// The real MNIST (IDX `.gz` files), beside the checkout. A test that needs it fails,
-/// naming this directory, when it is missing.
-pub const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
+/// The real data set `name` (`mnist`, `fashion-mnist`: the four IDX `.gz` files) in
+/// `$SMOOTHLAB_DATA`, by default `../shared/data` beside the checkout — the directory
+/// `scripts/data.sh` links for the experiment files. A test that needs it fails,
+/// naming the directory, when it is missing.
+pub fn real_data(name: &str) -> PathBuf {
+    let root = std::env::var_os("SMOOTHLAB_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        PathBuf::from,
+    );
+    let dir = root.join(name);
+    assert!(
+        dir.join("train-images-idx3-ubyte.gz").is_file(),
+        "the real {name} is missing: expected its four IDX .gz files in {} (set SMOOTHLAB_DATA to the directory holding {name}/; scripts/data.sh says where to get it)",
+        dir.display()
+    );
+    dir
+}
+
+/// The real MNIST: [`real_data`]`("mnist")`.
+pub fn mnist_dir() -> PathBuf {
+    real_data("mnist")
+}

@@ -2,7 +2,7 @@
 //! names the file or the JSON path, and leaves the results directory as it was, or (for
 //! one unusable run) fails that run alone.
 
-use crate::common::{assert_exit, dirs_in_if_any, stderr, stdout, Workspace, MNIST_DIR};
+use crate::common::{assert_exit, dirs_in_if_any, mnist_dir, stderr, stdout, Workspace};
 use std::path::Path;
 
 /// A two-run sweep of a small MLP on MNIST-format files in `dir`.
@@ -53,10 +53,10 @@ fn a_wrong_dataset_dir_is_one_error_before_any_run() {
     assert!(dirs_in_if_any(&ws.results().join("m")).is_empty());
     std::fs::create_dir(&data).unwrap();
     for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
-        std::fs::copy(Path::new(MNIST_DIR).join(name), data.join(name)).unwrap();
+        std::fs::copy(mnist_dir().join(name), data.join(name)).unwrap();
     }
     for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
-        std::fs::copy(Path::new(MNIST_DIR).join(name), data.join(name)).unwrap();
+        std::fs::copy(mnist_dir().join(name), data.join(name)).unwrap();
     }
     let out = ws.run(&file, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -73,7 +73,7 @@ fn a_fifo_in_place_of_a_data_file_is_refused_without_hanging() {
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ] {
-        std::fs::copy(Path::new(MNIST_DIR).join(name), data.join(name)).unwrap();
+        std::fs::copy(mnist_dir().join(name), data.join(name)).unwrap();
     }
     let fifo = data.join("train-labels-idx1-ubyte");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();

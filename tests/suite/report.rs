@@ -632,3 +632,59 @@ fn calibrators_get_column_groups_and_figures_and_single_runs_their_intervals() {
         .join(format!("smooth-reliability-smoothing-{orphan_label}.svg"))
         .exists());
 }
+
+#[test]
+fn a_group_of_several_runs_gets_the_interval_of_its_pooled_test_sets() {
+    use smoothlab::calibration::io::read_predictions_split;
+    use smoothlab::calibration::{evaluate_with_intervals, Bootstrap, Predictions};
+    let ws = Workspace::new();
+    let dir = fixture(&ws);
+    let records: Value =
+        serde_json::from_str(&report(&ws, &[dir.to_str().unwrap(), "--format", "json"])).unwrap();
+    let group = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["loss.smoothing"].as_f64() == Some(0.0))
+        .unwrap();
+    // The ε = 0 runs (seeds 0, 1, 2: all completed) in the plan's order, pooled.
+    let mut runs: Vec<(u64, PathBuf)> = dirs_in(&dir)
+        .into_iter()
+        .filter(|run| run.join("result.json").is_file())
+        .filter_map(|run| {
+            let r = json(&run.join("result.json"));
+            (r["swept"]["loss.smoothing"].as_f64() == Some(0.0))
+                .then(|| (r["swept"]["seed"].as_u64().unwrap(), run))
+        })
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 3);
+    let (mut logits, mut labels) = (vec![], vec![]);
+    for (_, run) in &runs {
+        let p = read_predictions_split(&run.join("predictions.safetensors"), Some("test")).unwrap();
+        logits.extend_from_slice(p.logits());
+        labels.extend_from_slice(p.labels());
+    }
+    let pooled = Predictions::new(logits, labels, 3).unwrap();
+    let bootstrap = Bootstrap {
+        resamples: 200,
+        level: 0.95,
+        seed: 0,
+    };
+    let bins = std::num::NonZeroUsize::new(15).unwrap();
+    let expected = evaluate_with_intervals(&pooled, bins, 1.0, &bootstrap)
+        .intervals
+        .unwrap();
+    for metric in ["accuracy", "nll", "brier", "ece", "smooth_ece"] {
+        let interval = expected.of(metric).unwrap();
+        close(&group[format!("{metric}_low")], interval.low);
+        close(&group[format!("{metric}_high")], interval.high);
+    }
+    // The std over seeds stays: `mean ± std [low, high]` in the table.
+    let table = report(&ws, &[dir.to_str().unwrap(), "--format", "md"]);
+    let cell = format!(
+        "0.6000 ± 0.1000 [{:.4}, {:.4}]",
+        expected.accuracy.low, expected.accuracy.high
+    );
+    assert!(table.contains(&cell), "{cell} in {table}");
+}

@@ -1,8 +1,6 @@
 //! The image-file readers: the real MNIST test set, and small files written here, then
 //! corrupted, to check that every kind of bad input gets its specific error.
 
-use crate::common::MNIST_DIR;
-
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
@@ -152,7 +150,7 @@ fn expected_cifar10_train() -> RawImages {
 
 #[test]
 fn real_mnist_test_set() {
-    let dir = Path::new(MNIST_DIR);
+    let dir = &crate::common::mnist_dir();
     assert!(
         dir.join("t10k-images-idx3-ubyte.gz").is_file() && dir.join("t10k-labels-idx1-ubyte.gz").is_file(),
         "the real MNIST test set is missing: expected t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in {}",

@@ -10,7 +10,6 @@ use proptest::prelude::*;
 use smoothlab::data::cifar::{read_cifar10, read_cifar100, Cifar100Labels};
 use smoothlab::data::idx::{read_idx, read_mnist};
 use smoothlab::data::images::Part;
-use std::path::Path;
 
 fn assert_contains(message: &str, parts: &[&str]) {
     for part in parts {
@@ -229,7 +228,7 @@ proptest! {
 
 #[test]
 fn the_real_files_are_not_affected_by_a_subset() {
-    let dir = Path::new(crate::common::MNIST_DIR);
+    let dir = &crate::common::mnist_dir();
     let all = read_mnist(dir, Part::Test, None).expect("the shared MNIST test set");
     let first = read_mnist(dir, Part::Test, Some(1000)).unwrap();
     assert_eq!(first.labels, all.labels[..1000]);

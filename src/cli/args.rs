@@ -238,6 +238,11 @@ pub struct ReportArgs {
     /// Only the runs that pass this expression (as in `smoothlab runs --where`).
     #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Only these metric columns of the table, in this order, by their CSV names
+    /// without `_mean` (e.g. `accuracy,ece,ece_scaled,temperature`); figures and the
+    /// HTML page keep every metric.
+    #[arg(long, value_delimiter = ',', value_name = "METRIC,...")]
+    pub metrics: Option<Vec<String>>,
 }
 
 #[derive(Args)]

@@ -181,6 +181,7 @@ fn report(args: ReportArgs) -> Outcome {
         plots: args.plots,
         html: args.html,
         filter: args.filter,
+        metrics: args.metrics,
     };
     print!("{}", report::report(&options)?);
     Ok(ExitCode::SUCCESS)

@@ -341,6 +341,8 @@ pub struct ReportOptions {
     pub html: Option<std::path::PathBuf>,
     /// Only the runs that pass this `--where` expression ([`crate::query::expr`]).
     pub filter: Option<String>,
+    /// Only these metric columns in the returned table, in this order.
+    pub metrics: Option<Vec<String>>,
 }
 
 /// `smoothlab report`: groups the runs under `options.dir`, writes the figures and the
@@ -363,7 +365,7 @@ pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
         .by
         .clone()
         .unwrap_or_else(|| summary::default_keys(&collected));
-    let report = summary::Report::new(collected, keys)?;
+    let mut report = summary::Report::new(collected, keys)?;
     if options.plots.is_some() || options.html.is_some() {
         let figures = figures::all(&report)?;
         if let Some(dir) = &options.plots {
@@ -380,6 +382,9 @@ pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
             );
             crate::atomic::write_bytes(path, html::page(&title, &report, &figures).as_bytes())?;
         }
+    }
+    if let Some(names) = &options.metrics {
+        report.keep_metrics(names)?;
     }
     Ok(match options.format {
         ReportFormat::Table => format::table(&report),

@@ -417,6 +417,28 @@ impl Report {
         self.metrics.iter().position(|m| m.name == name)
     }
 
+    /// Keeps only the metrics called `names` (their CSV names without `_mean`), in that
+    /// order; a name the report has no column for is bad input.
+    pub fn keep_metrics(&mut self, names: &[String]) -> Result<()> {
+        let indices = names
+            .iter()
+            .map(|name| {
+                self.metric_index(name).ok_or_else(|| {
+                    let known: Vec<&str> = self.metrics.iter().map(|m| m.name.as_str()).collect();
+                    BadInput(anyhow::anyhow!(
+                        "--metrics {name}: no such column in this report; expected one of {}",
+                        known.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>, BadInput>>()?;
+        self.metrics = indices.iter().map(|&i| self.metrics[i].clone()).collect();
+        for group in &mut self.groups {
+            group.stats = indices.iter().map(|&i| group.stats[i]).collect();
+        }
+        Ok(())
+    }
+
     /// Groups `collected` by `keys` (dotted config paths or `experiment`); groups appear
     /// in the order of their first run. A key that no run's config has is bad input.
     pub fn new(collected: Collected, keys: Vec<String>) -> Result<Self> {

@@ -688,3 +688,31 @@ fn a_group_of_several_runs_gets_the_interval_of_its_pooled_test_sets() {
     );
     assert!(table.contains(&cell), "{cell} in {table}");
 }
+
+#[test]
+fn metrics_chooses_the_columns_and_their_order_and_an_unknown_one_is_refused() {
+    let ws = Workspace::new();
+    let dir = fixture(&ws);
+    let csv = report(
+        &ws,
+        &[
+            dir.to_str().unwrap(),
+            "--metrics",
+            "ece_scaled,accuracy",
+            "--format",
+            "csv",
+        ],
+    );
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "loss.smoothing,runs,completed,failed,missing,ece_scaled_mean,ece_scaled_std,ece_scaled_low,ece_scaled_high,accuracy_mean,accuracy_std,accuracy_low,accuracy_high"
+    );
+    let out = ws.smoothlab(&["report", dir.to_str().unwrap(), "--metrics", "accuracy,eec"]);
+    assert_exit!(&out, 2, "an unknown column");
+    let err = stderr(&out);
+    assert!(
+        err.contains("--metrics eec: no such column") && err.contains("ece_scaled"),
+        "{err}"
+    );
+}

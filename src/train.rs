@@ -48,11 +48,18 @@ pub struct Failed {
     pub timings: Timings,
 }
 
-/// Steps done out of the run's total, with the running training loss of the epoch.
+/// Where a run is: its epoch, the optimiser steps done out of its total, the training
+/// samples done (what a samples/s figure is measured from), and the running training
+/// loss of the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
+    /// The epoch in progress, from 1 (the last one once all are done).
+    pub epoch: u64,
+    pub epochs: u64,
     pub done: u64,
     pub total: u64,
+    /// Training samples done over all epochs, those of a resumed checkpoint included.
+    pub samples: u64,
     pub loss: Option<f64>,
 }
 
@@ -141,7 +148,8 @@ fn run_inner(
 
     let epochs = config.training.epochs;
     let steps = steps_per_epoch(config, &setup.data);
-    report_progress(hooks, first_epoch * steps, epochs * steps, None);
+    let samples = first_epoch * setup.data.train.len();
+    report_progress(hooks, first_epoch, epochs, steps, 0, samples, None);
 
     for epoch in first_epoch..epochs {
         let started = Instant::now();
@@ -158,6 +166,7 @@ fn run_inner(
             epoch: epoch + 1,
             lr: setup.optimizer.learning_rate(),
             train_loss: totals.loss,
+            train_nll: Some(totals.nll),
             train_accuracy: totals.accuracy,
             val_accuracy: val_metrics.as_ref().map(|m| m.accuracy),
             val_nll: val_metrics.as_ref().map(|m| m.nll),
@@ -240,18 +249,32 @@ fn steps_per_epoch(config: &RunConfig, data: &Dataset) -> usize {
     n.div_ceil(config.training.batch_size.min(n))
 }
 
-fn report_progress(hooks: &Hooks, done: usize, total: usize, loss: Option<f64>) {
+/// Reports `steps_done` of the `steps` of 0-based `epoch` done, with `samples` training
+/// samples done in all.
+fn report_progress(
+    hooks: &Hooks,
+    epoch: usize,
+    epochs: usize,
+    steps: usize,
+    steps_done: usize,
+    samples: usize,
+    loss: Option<f64>,
+) {
     (hooks.progress)(Progress {
-        done: done as u64,
-        total: total as u64,
+        epoch: (epoch + 1).min(epochs) as u64,
+        epochs: epochs as u64,
+        done: (epoch * steps + steps_done) as u64,
+        total: (epochs * steps) as u64,
+        samples: samples as u64,
         loss,
     })
 }
 
-/// Mean training loss and accuracy over one epoch's samples.
+/// Mean training loss, unsmoothed NLL and accuracy over one epoch's samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochTotals {
     pub loss: f64,
+    pub nll: f64,
     pub accuracy: f64,
 }
 
@@ -301,7 +324,7 @@ pub fn train_epoch(
         let t = epoch as f64 + (step as f64 + 0.5) / steps as f64;
         optimizer.set_learning_rate(optim::learning_rate(&config.schedule, base_lr, epochs, t));
 
-        let (value, correct) = train_step(
+        let (value, tallies) = train_step(
             model,
             optimizer,
             loss,
@@ -311,19 +334,23 @@ pub fn train_epoch(
             &mut rngs.dropout,
         )?;
         crate::fault::point("step");
-        running.push(value, correct, len);
+        running.push(value, tallies, len);
         if running.pending() * READS_PER_EPOCH >= steps || step + 1 == steps {
             running.read(epoch, step)?;
             report_progress(
                 hooks,
-                epoch * steps + step + 1,
-                epochs * steps,
+                epoch,
+                epochs,
+                steps,
+                step + 1,
+                epoch * n + start + len,
                 Some(running.mean_loss()),
             );
         }
     }
     Ok(EpochTotals {
         loss: running.mean_loss(),
+        nll: running.mean_nll(),
         accuracy: running.accuracy(),
     })
 }
@@ -353,8 +380,9 @@ fn mix_batch(
 
 /// One optimiser step on a batch, as training takes it: forward pass in training mode,
 /// loss (of the mixup batch where `mix` is given), backward pass and update. Returns the
-/// step's loss (detached) and its number of predictions equal to `y` (f32), both still
-/// on the device: reading them back every step would stall the device.
+/// step's loss (detached) and its tallies, `[predictions equal to y, Σ −log p_y]` (f32;
+/// the NLL of `y` unsmoothed, so that runs trained with different losses compare), both
+/// still on the device: reading them back every step would stall the device.
 pub fn train_step(
     model: &Model,
     optimizer: &mut Optimizer,
@@ -370,13 +398,14 @@ pub fn train_step(
         None => loss.compute(&logits, y)?,
     };
     optimizer.backward_step(&value)?;
-    let correct = logits
-        .detach()
-        .argmax(1)?
-        .eq(y)?
-        .to_dtype(DType::F32)?
-        .sum_all()?;
-    Ok((value.detach(), correct))
+    let logits = logits.detach();
+    let correct = logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?;
+    let nll = candle_nn::ops::log_softmax(&logits, 1)?
+        .gather(&y.unsqueeze(1)?, 1)?
+        .sum_all()?
+        .neg()?
+        .to_dtype(DType::F32)?;
+    Ok((value.detach(), Tensor::stack(&[correct, nll], 0)?))
 }
 
 /// The validation pass after each epoch: the validation split's logits in evaluation
@@ -476,23 +505,25 @@ fn restore(checkpoint: &Checkpoint, vars: &VarMap, optimizer: &mut Optimizer) ->
     Ok(())
 }
 
-/// Per-step losses and correct counts, still on the device until [`Running::read`].
+/// Per-step losses and tallies (correct count, NLL sum), still on the device until
+/// [`Running::read`].
 #[derive(Default)]
 pub(crate) struct Running {
     losses: Vec<Tensor>,
-    corrects: Vec<Tensor>,
+    tallies: Vec<Tensor>,
     lens: Vec<usize>,
     /// Index within the epoch of the first step in `losses`.
     first_step: usize,
     loss_sum: f64,
     correct_sum: f64,
+    nll_sum: f64,
     samples: usize,
 }
 
 impl Running {
-    pub(crate) fn push(&mut self, loss: Tensor, correct: Tensor, len: usize) {
+    pub(crate) fn push(&mut self, loss: Tensor, tallies: Tensor, len: usize) {
         self.losses.push(loss);
-        self.corrects.push(correct);
+        self.tallies.push(tallies);
         self.lens.push(len);
     }
 
@@ -505,7 +536,7 @@ impl Running {
         let losses = Tensor::stack(&self.losses, 0)?
             .to_dtype(DType::F32)?
             .to_vec1::<f32>()?;
-        let corrects = Tensor::stack(&self.corrects, 0)?.to_vec1::<f32>()?;
+        let tallies = Tensor::stack(&self.tallies, 0)?.to_vec2::<f32>()?;
         for (i, (&loss, &len)) in losses.iter().zip(&self.lens).enumerate() {
             if !loss.is_finite() {
                 bail!(
@@ -517,16 +548,23 @@ impl Running {
             self.loss_sum += loss as f64 * len as f64;
             self.samples += len;
         }
-        self.correct_sum += corrects.iter().map(|&c| c as f64).sum::<f64>();
+        for tally in &tallies {
+            self.correct_sum += tally[0] as f64;
+            self.nll_sum += tally[1] as f64;
+        }
         self.first_step = last_step + 1;
         self.losses.clear();
-        self.corrects.clear();
+        self.tallies.clear();
         self.lens.clear();
         Ok(())
     }
 
     pub(crate) fn mean_loss(&self) -> f64 {
         self.loss_sum / self.samples.max(1) as f64
+    }
+
+    pub(crate) fn mean_nll(&self) -> f64 {
+        self.nll_sum / self.samples.max(1) as f64
     }
 
     pub(crate) fn accuracy(&self) -> f64 {

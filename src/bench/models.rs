@@ -341,9 +341,9 @@ fn measure(
         taken += 1;
         let x = pool.x.index_select(&idx, 0)?;
         let y = pool.y.index_select(&idx, 0)?;
-        let (value, correct) =
+        let (value, tallies) =
             train_step(&model, &mut optimizer, &loss, &x, &y, None, &mut dropout)?;
-        running.push(value, correct, batch);
+        running.push(value, tallies, batch);
         Ok(())
     };
 

@@ -1,11 +1,13 @@
 //! The report's figures, drawn from a grouped [`Report`] with [`super::plot`]:
 //! reliability diagrams per group (binned, and smoothed with a bootstrap band, before
-//! and after temperature scaling), metrics against the smoothing ε with error bars,
-//! their per-method bar charts when the loss section itself is swept, the calibrators
-//! compared when runs fitted more than temperature scaling, and training curves.
+//! and after temperature scaling) and every group's curves overlaid, metrics against
+//! the smoothing ε with error bars, their per-method bar charts when the loss section
+//! itself is swept, the calibrators compared when runs fitted more than temperature
+//! scaling, and training curves with bands over seeds. Every title names the data set,
+//! the model and the test set's size.
 
-use super::plot::{self, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel, Series};
-use super::plot::{BarGroup, SmoothReliabilityPanel};
+use super::plot::{self, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel, Series, Style};
+use super::plot::{BarGroup, OverlayPanel, SmoothReliabilityPanel};
 use super::pooled::pooled_test;
 use super::summary::{Group, Report, Stat};
 use crate::calibration::calibrators::top_label;
@@ -50,17 +52,18 @@ pub struct NamedFigure {
     pub figure: Figure,
 }
 
-/// Every figure the report has data for.
-pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
+/// Every figure the report has data for, drawn at `style`.
+pub fn all(report: &Report, style: Style) -> Result<Vec<NamedFigure>> {
+    let setting = setting(report);
     let mut figures = vec![];
     for group in &report.groups {
-        if let Some(figure) = reliability(report, group)? {
+        if let Some(figure) = reliability(report, group, &setting, style)? {
             let mut stem = format!("reliability-{}", slug(&report.label(group)));
             // Labels that differ only in characters a file name cannot hold.
             if figures.iter().any(|f: &NamedFigure| f.stem == stem) {
                 stem = format!("{stem}-{}", figures.len() + 1);
             }
-            if let Some(smooth) = smoothed_reliability(report, group)? {
+            if let Some(smooth) = smoothed_reliability(report, group, &setting, style)? {
                 figures.push(NamedFigure {
                     stem: format!("smooth-{stem}"),
                     figure: smooth,
@@ -69,11 +72,18 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
             figures.push(NamedFigure { stem, figure });
         }
     }
+    if let Some(figure) = reliability_overlay(report, &setting, style)? {
+        figures.push(NamedFigure {
+            stem: "reliability-overlay".to_string(),
+            figure,
+        });
+    }
     for &(name, metrics, y_label) in &COMPARED {
         let series = against_smoothing(report, metrics);
         if !series.is_empty() {
-            let title = format!("{y_label} against label smoothing ε (mean, {ERROR_BARS})");
-            let figure = plot::error_bar_lines(&title, "smoothing ε", y_label, &series)?;
+            let title =
+                format!("{setting}: {y_label} against label smoothing ε (mean, {ERROR_BARS})");
+            let figure = plot::error_bar_lines(&title, "smoothing ε", y_label, &series, style)?;
             figures.push(NamedFigure {
                 stem: format!("{name}-vs-smoothing"),
                 figure,
@@ -86,30 +96,80 @@ pub fn all(report: &Report) -> Result<Vec<NamedFigure>> {
                 .iter()
                 .map(|&m| report.metrics[metric_index(report, m)].label.clone())
                 .collect();
-            let title = format!("{y_label} per training method (mean, {ERROR_BARS})");
+            let title = format!("{setting}: {y_label} per training method (mean, {ERROR_BARS})");
             figures.push(NamedFigure {
                 stem: format!("{name}-by-method"),
-                figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
+                figure: plot::grouped_bars(&title, y_label, &measures, &groups, style)?,
             });
         }
     }
     for &(name, metric, y_label) in &CALIBRATOR_COMPARED {
         if let Some((measures, groups)) = by_calibrator(report, metric) {
-            let title = format!("{y_label} per post-hoc calibrator (mean, {ERROR_BARS})");
+            let title =
+                format!("{setting}: {y_label} per post-hoc calibrator (mean, {ERROR_BARS})");
             figures.push(NamedFigure {
                 stem: format!("{name}-by-calibrator"),
-                figure: plot::grouped_bars(&title, y_label, &measures, &groups)?,
+                figure: plot::grouped_bars(&title, y_label, &measures, &groups, style)?,
             });
         }
     }
     let panels = training_curves(report);
     if panels.iter().any(|p| !p.lines.is_empty()) {
+        let title = format!("{setting}: training curves (mean over seeds, band ± std)");
         figures.push(NamedFigure {
             stem: "training-curves".to_string(),
-            figure: plot::line_panels("Training curves (mean over seeds)", &panels)?,
+            figure: plot::line_panels(&title, &panels, CURVE_COLUMNS, style)?,
         });
     }
     Ok(figures)
+}
+
+/// Panels per row of the training curves.
+const CURVE_COLUMNS: usize = 3;
+
+/// What the titles say the runs are: the data set and the model of the completed runs,
+/// several of either joined by " / ", then the test set's size per run.
+fn setting(report: &Report) -> String {
+    let results: Vec<_> = report
+        .collected
+        .runs
+        .iter()
+        .filter_map(|r| r.result())
+        .collect();
+    let distinct = |labels: &mut dyn Iterator<Item = String>| {
+        let mut seen: Vec<String> = vec![];
+        for label in labels {
+            if !seen.contains(&label) {
+                seen.push(label);
+            }
+        }
+        seen.join(" / ")
+    };
+    let data = distinct(&mut results.iter().map(|r| r.config.dataset.label()));
+    let models = distinct(&mut results.iter().map(|r| r.config.model.label()));
+    let sizes = distinct(
+        &mut results
+            .iter()
+            .filter_map(|r| Some(thousands(r.metrics.as_ref()?.test.n))),
+    );
+    match (data.is_empty(), sizes.is_empty()) {
+        (true, _) => "no completed runs".to_string(),
+        (false, true) => format!("{data}, {models}"),
+        (false, false) => format!("{data}, {models}, N = {sizes} test samples per run"),
+    }
+}
+
+/// `n` with a comma between thousands: 10,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The position in the report's metrics of one the figures know by name.
@@ -257,8 +317,15 @@ pub fn binned_ece(bins: &[ReliabilityBin]) -> Option<f64> {
 }
 
 /// The group's reliability diagrams pooled over its completed runs: before and (when
-/// fitted) after temperature scaling.
-fn reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
+/// fitted) after temperature scaling. The ECE written on a panel is the pooled bins'
+/// (the figure says so), which differs from the table's mean of the runs' ECEs: both are
+/// written when the group has several runs.
+fn reliability(
+    report: &Report,
+    group: &Group,
+    setting: &str,
+    style: Style,
+) -> Result<Option<Figure>> {
     let metrics: Vec<_> = report
         .runs(group)
         .filter_map(|r| r.result()?.metrics.as_ref())
@@ -276,32 +343,112 @@ fn reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
         .iter()
         .filter_map(|m| Some(m.temperature.as_ref()?.temperature))
         .collect();
+    let runs_ece: Vec<f64> = metrics.iter().map(|m| m.test.ece).collect();
     let mut panels = vec![ReliabilityPanel {
         title: "before temperature scaling".to_string(),
         bins: &before,
-        ece: binned_ece(&before),
+        notes: ece_notes(&before, &runs_ece),
     }];
     if !scaled.is_empty() {
         let mean_t = temperatures.iter().sum::<f64>() / temperatures.len().max(1) as f64;
+        let runs_ece: Vec<f64> = scaled.iter().map(|m| m.ece).collect();
         panels.push(ReliabilityPanel {
             title: format!("after temperature scaling (mean T = {mean_t:.3})"),
             bins: &after,
-            ece: binned_ece(&after),
+            notes: ece_notes(&after, &runs_ece),
         });
     }
+    let n: usize = before.iter().map(|b| b.count).sum();
     let title = format!(
-        "{} — test set, {} run(s) pooled",
+        "{} — {}, test set N = {} ({} run(s) pooled), {} bins",
         report.label(group),
-        metrics.len()
+        setting_without_size(setting),
+        thousands(n),
+        metrics.len(),
+        before.len()
     );
-    plot::reliability_diagrams(&title, &panels).map(Some)
+    plot::reliability_diagrams(&title, &panels, style).map(Some)
+}
+
+/// The data set and model part of [`setting`] (a reliability diagram states its own N).
+fn setting_without_size(setting: &str) -> &str {
+    setting.split(", N = ").next().unwrap_or(setting)
+}
+
+/// A panel's ECE lines: the pooled bins' ECE, and with several runs the mean of theirs.
+fn ece_notes(pooled: &[ReliabilityBin], runs_ece: &[f64]) -> Vec<String> {
+    let Some(ece) = binned_ece(pooled) else {
+        return vec![];
+    };
+    if runs_ece.len() < 2 {
+        return vec![format!("ECE = {ece:.4}")];
+    }
+    let mean = runs_ece.iter().sum::<f64>() / runs_ece.len() as f64;
+    vec![
+        format!("ECE of the pooled bins = {ece:.4}"),
+        format!("mean of the runs' ECE = {mean:.4}"),
+    ]
+}
+
+/// Every group's pooled reliability curve in one panel, before and (when every group
+/// fitted it) after temperature scaling; `None` with fewer than two groups.
+fn reliability_overlay(report: &Report, setting: &str, style: Style) -> Result<Option<Figure>> {
+    let pooled: Vec<(String, Vec<ReliabilityBin>, Option<Vec<ReliabilityBin>>)> = report
+        .groups
+        .iter()
+        .filter_map(|group| {
+            let metrics: Vec<_> = report
+                .runs(group)
+                .filter_map(|r| r.result()?.metrics.as_ref())
+                .collect();
+            if metrics.is_empty() {
+                return None;
+            }
+            let before = pool_bins(metrics.iter().map(|m| m.test.reliability.as_slice()));
+            let scaled: Option<Vec<_>> = metrics
+                .iter()
+                .map(|m| m.test_scaled.as_ref().map(|s| s.reliability.as_slice()))
+                .collect();
+            Some((report.label(group), before, scaled.map(pool_bins)))
+        })
+        .collect();
+    if pooled.len() < 2 {
+        return Ok(None);
+    }
+    let mut panels = vec![OverlayPanel {
+        title: "before temperature scaling".to_string(),
+        curves: pooled
+            .iter()
+            .map(|(label, before, _)| (label.clone(), before.as_slice()))
+            .collect(),
+    }];
+    let after: Option<Vec<(String, &[ReliabilityBin])>> = pooled
+        .iter()
+        .map(|(label, _, after)| Some((label.clone(), after.as_deref()?)))
+        .collect();
+    if let Some(curves) = after {
+        panels.push(OverlayPanel {
+            title: "after temperature scaling".to_string(),
+            curves,
+        });
+    }
+    let bins = pooled[0].1.len();
+    let title = format!(
+        "{setting}: reliability per group, test sets pooled over each group's runs, {bins} bins"
+    );
+    plot::reliability_overlay(&title, &panels, style).map(Some)
 }
 
 /// The group's smoothed reliability diagrams from its completed runs' saved test
 /// predictions pooled (after temperature scaling, each run's logits at its own T), with
 /// [`BAND_BOOTSTRAP`]'s band. `None`, with a warning, when a run's predictions cannot be
 /// read: a diagram of some of the runs would not match the binned one.
-fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>> {
+fn smoothed_reliability(
+    report: &Report,
+    group: &Group,
+    setting: &str,
+    style: Style,
+) -> Result<Option<Figure>> {
     let pooled = match pooled_test(report.runs(group)) {
         Ok(Some(pooled)) => pooled,
         Ok(None) => return Ok(None),
@@ -331,8 +478,10 @@ fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>
         })
         .collect();
     let title = format!(
-        "{} — test set, {} run(s) pooled, smoothed",
+        "{} — {}, test set N = {} ({} run(s) pooled), smoothed",
         report.label(group),
+        setting_without_size(setting),
+        thousands(pooled.raw.len()),
         pooled.runs
     );
     let band = format!(
@@ -340,7 +489,7 @@ fn smoothed_reliability(report: &Report, group: &Group) -> Result<Option<Figure>
         BAND_BOOTSTRAP.level * 100.0,
         BAND_BOOTSTRAP.resamples
     );
-    plot::smooth_reliability_diagrams(&title, &band, &panels).map(Some)
+    plot::smooth_reliability_diagrams(&title, &band, &panels, style).map(Some)
 }
 
 /// One series per combination of the other grouping keys and per metric, x = ε.
@@ -409,12 +558,16 @@ fn against_smoothing(report: &Report, metric_names: &[&str]) -> Vec<Series> {
         .collect()
 }
 
-/// Training loss and validation ECE per epoch, one line per group (the mean over the
-/// group's completed runs that have the epoch).
+/// Per epoch, one line per group: the mean over the group's completed runs that have
+/// the epoch, with a band of ± the std over them. The training loss is as trained (with
+/// smoothing or the method's own terms), so the unsmoothed training NLL stands beside it.
 fn training_curves(report: &Report) -> Vec<LinePanel> {
     type Get = fn(&crate::store::EpochRecord) -> Option<f64>;
-    let panels: [(&str, &str, Get); 2] = [
-        ("training loss", "loss", |e| Some(e.train_loss)),
+    let panels: [(&str, &str, Get); 5] = [
+        ("training loss (as trained)", "loss", |e| Some(e.train_loss)),
+        ("training NLL (unsmoothed)", "NLL", |e| e.train_nll),
+        ("validation NLL", "NLL", |e| e.val_nll),
+        ("validation accuracy", "accuracy", |e| e.val_accuracy),
         ("validation ECE", "ECE", |e| e.val_ece),
     ];
     panels
@@ -424,31 +577,36 @@ fn training_curves(report: &Report) -> Vec<LinePanel> {
                 .groups
                 .iter()
                 .filter_map(|group| {
-                    let mut sums: Vec<(f64, usize)> = vec![];
+                    let mut per_epoch: Vec<Vec<f64>> = vec![];
                     for run in report.runs(group) {
-                        let history = match &run.outcome {
-                            super::summary::Outcome::Completed(r) => &r.history,
-                            _ => continue,
+                        let Some(result) = run.result() else {
+                            continue;
                         };
-                        for (i, epoch) in history.iter().enumerate() {
-                            if sums.len() <= i {
-                                sums.push((0.0, 0));
+                        for (i, epoch) in result.history.iter().enumerate() {
+                            if per_epoch.len() <= i {
+                                per_epoch.push(vec![]);
                             }
                             if let Some(v) = get(epoch).filter(|v| v.is_finite()) {
-                                sums[i].0 += v;
-                                sums[i].1 += 1;
+                                per_epoch[i].push(v);
                             }
                         }
                     }
-                    let points: Vec<(f64, f64)> = sums
+                    let stats: Vec<(f64, f64, Option<f64>)> = per_epoch
                         .iter()
                         .enumerate()
-                        .filter(|(_, (_, n))| *n > 0)
-                        .map(|(i, (sum, n))| ((i + 1) as f64, sum / *n as f64))
+                        .filter(|(_, values)| !values.is_empty())
+                        .filter_map(|(i, values)| {
+                            let stat = Stat::of(values);
+                            Some(((i + 1) as f64, stat.mean?, stat.std))
+                        })
                         .collect();
-                    (!points.is_empty()).then(|| Line {
+                    (!stats.is_empty()).then(|| Line {
                         label: report.label(group),
-                        points,
+                        points: stats.iter().map(|&(x, mean, _)| (x, mean)).collect(),
+                        band: stats
+                            .iter()
+                            .filter_map(|&(x, mean, std)| Some((x, mean - std?, mean + std?)))
+                            .collect(),
                     })
                 })
                 .collect();

@@ -242,6 +242,7 @@ pub fn figure(
     run_dirs: &[std::path::PathBuf],
     classes: &str,
     examples: usize,
+    style: super::plot::Style,
 ) -> Result<super::plot::Figure> {
     let pictures = run_dirs
         .iter()
@@ -265,5 +266,6 @@ pub fn figure(
             "Penultimate-layer activations of {names}, projected onto the plane of their templates"
         ),
         &panels,
+        style,
     )
 }

@@ -142,6 +142,17 @@ impl DatasetSpec {
         }
     }
 
+    /// The data set as figures and reports name it: `Fashion-MNIST`, `CIFAR-10`, ….
+    pub fn label(&self) -> String {
+        match self {
+            Self::Synthetic(s) => format!("synthetic ({} classes)", s.classes),
+            Self::Mnist(_) => "MNIST".into(),
+            Self::FashionMnist(_) => "Fashion-MNIST".into(),
+            Self::Cifar10(_) => "CIFAR-10".into(),
+            Self::Cifar100(_) => "CIFAR-100".into(),
+        }
+    }
+
     /// Whether training batches get CIFAR-style random crops and flips.
     pub fn augment(&self) -> bool {
         match self {
@@ -306,6 +317,24 @@ pub enum ModelSpec {
 impl Default for ModelSpec {
     fn default() -> Self {
         Self::Mlp(MlpSpec::default())
+    }
+}
+
+impl ModelSpec {
+    /// The model as figures and reports name it: `MLP 256-256`, `LeNet-5`, `ResNet-20`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Mlp(m) if m.hidden.is_empty() => "linear".into(),
+            Self::Mlp(m) => {
+                let widths: Vec<String> = m.hidden.iter().map(usize::to_string).collect();
+                format!("MLP {}", widths.join("-"))
+            }
+            Self::Lenet5(_) => "LeNet-5".into(),
+            Self::Resnet(r) if r.width == ResnetSpec::default().width => {
+                format!("ResNet-{}", r.depth)
+            }
+            Self::Resnet(r) => format!("ResNet-{} (width {})", r.depth, r.width),
+        }
     }
 }
 

@@ -53,6 +53,10 @@ pub struct EpochRecord {
     pub lr: f64,
     /// Mean training loss over the epoch's samples (as trained: dropout on).
     pub train_loss: f64,
+    /// Mean NLL of the training labels, unsmoothed, over the same samples and passes:
+    /// unlike the loss, comparable across ε and losses. Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_nll: Option<f64>,
     pub train_accuracy: f64,
     pub val_accuracy: Option<f64>,
     pub val_nll: Option<f64>,

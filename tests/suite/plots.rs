@@ -8,9 +8,9 @@
 use smoothlab::calibration::smooth::smooth_reliability;
 use smoothlab::calibration::{Bootstrap, ReliabilityBin};
 use smoothlab::report::plot::{
-    error_bar_lines, line_panels, reliability_diagrams, scatter_panels,
-    smooth_reliability_diagrams, Figure, Line, LinePanel, MeanPoint, ReliabilityPanel,
-    ScatterPanel, Series, SmoothReliabilityPanel,
+    error_bar_lines, line_panels, reliability_diagrams, reliability_overlay, scatter_panels,
+    smooth_reliability_diagrams, Figure, Line, LinePanel, MeanPoint, OverlayPanel,
+    ReliabilityPanel, ScatterPanel, Series, SmoothReliabilityPanel, Style,
 };
 use std::collections::HashSet;
 
@@ -109,14 +109,15 @@ fn reliability_diagrams_render_panels_side_by_side() {
             ReliabilityPanel {
                 title: "before temperature scaling".into(),
                 bins: &before,
-                ece: Some(0.0712),
+                notes: vec!["ECE = 0.0712".into()],
             },
             ReliabilityPanel {
                 title: "after, T = 1.42".into(),
                 bins: &after,
-                ece: Some(0.0123),
+                notes: vec!["ECE of the pooled bins = 0.0123".into(), "second".into()],
             },
         ],
+        Style::default(),
     )
     .unwrap();
     assert_eq!(figure.width, 2 * 480);
@@ -128,17 +129,118 @@ fn reliability_diagrams_render_panels_side_by_side() {
             "before temperature scaling",
             "after, T = 1.42",
             "ECE = 0.0712",
-            "ECE = 0.0123",
+            "ECE of the pooled bins = 0.0123",
+            "second",
             "accuracy",
             "confidence",
-            "share",
+            "samples",
+            "perfect calibration",
+            "over-confidence gap",
+            "under-confidence gap",
+            // Every non-empty bin's count over its bar, on the log axis' decades.
+            "3",
+            "600",
+            "100",
+        ],
+    );
+    // Over-confident bins only: above the legend (which shows both), the vermillion gap
+    // fill is drawn and the green one is not.
+    let panels = above_legend(&figure, &pixels);
+    assert!(panels.contains(&OVER_FILL));
+    assert!(!panels.contains(&UNDER_FILL));
+}
+
+const OVER_FILL: [u8; 3] = [0xF2, 0xBF, 0x99];
+const UNDER_FILL: [u8; 3] = [0x99, 0xD8, 0xC7];
+
+/// The pixels of a one-row figure above its one-row legend strip.
+fn above_legend<'a>(figure: &Figure, pixels: &'a [[u8; 3]]) -> &'a [[u8; 3]] {
+    &pixels[..(figure.height as usize - 80) * figure.width as usize]
+}
+
+#[test]
+fn under_confident_bins_have_their_own_gap_colour() {
+    let bins: Vec<ReliabilityBin> = overconfident_bins()
+        .into_iter()
+        .map(|b| ReliabilityBin {
+            accuracy: b.confidence.map(|c| (c * 1.1).min(1.0)),
+            ..b
+        })
+        .collect();
+    let figure = reliability_diagrams(
+        "under-confident",
+        &[ReliabilityPanel {
+            title: "all under".into(),
+            bins: &bins,
+            notes: vec![],
+        }],
+        Style::default(),
+    )
+    .unwrap();
+    let pixels = check(&figure, "reliability_under", &["all under"]);
+    let panels = above_legend(&figure, &pixels);
+    assert!(panels.contains(&UNDER_FILL));
+    assert!(!panels.contains(&OVER_FILL));
+}
+
+#[test]
+fn the_figure_scale_sizes_panels_and_keeps_text() {
+    let bins = overconfident_bins();
+    let draw = |style| {
+        reliability_diagrams(
+            "scaled",
+            &[ReliabilityPanel {
+                title: "one".into(),
+                bins: &bins,
+                notes: vec![],
+            }],
+            style,
+        )
+        .unwrap()
+    };
+    let (normal, small) = (draw(Style::default()), draw(Style::new(0.75).unwrap()));
+    assert_eq!((normal.width, small.width), (480, 360));
+    assert!(small.height < normal.height);
+    check(&small, "reliability_small", &["scaled", "one", "accuracy"]);
+    assert!(Style::new(0.4).is_err() && Style::new(3.5).is_err());
+}
+
+#[test]
+fn reliability_overlays_draw_every_group_in_one_panel() {
+    let over = overconfident_bins();
+    let calibrated: Vec<ReliabilityBin> = over
+        .iter()
+        .map(|b| ReliabilityBin {
+            accuracy: b.confidence,
+            ..b.clone()
+        })
+        .collect();
+    let panels = [
+        OverlayPanel {
+            title: "before".into(),
+            curves: vec![("ε = 0".into(), &over), ("ε = 0.1".into(), &calibrated)],
+        },
+        OverlayPanel {
+            title: "after".into(),
+            curves: vec![("ε = 0".into(), &calibrated), ("ε = 0.1".into(), &[])],
+        },
+    ];
+    let figure = reliability_overlay("overlay", &panels, Style::default()).unwrap();
+    assert_eq!(figure.width, 2 * 480);
+    check(
+        &figure,
+        "reliability_overlay",
+        &[
+            "overlay",
+            "before",
+            "after",
+            "ε = 0",
+            "ε = 0.1",
             "perfect calibration",
         ],
     );
-    // The gap is shaded in translucent vermillion over white or over the bars.
-    assert!(pixels
-        .iter()
-        .any(|&[r, g, b]| r > 200 && g < 220 && b < 200));
+    let nothing = reliability_overlay("none", &[], Style::default()).unwrap();
+    check(&nothing, "reliability_overlay_none", &["none"]);
 }
 
 #[test]
@@ -161,19 +263,20 @@ fn reliability_diagrams_skip_empty_bins_and_need_no_bins_or_panels() {
             ReliabilityPanel {
                 title: "no samples".into(),
                 bins: &empty,
-                ece: None,
+                notes: vec![],
             },
             ReliabilityPanel {
                 title: "no bins".into(),
                 bins: &[],
-                ece: Some(f64::NAN),
+                notes: vec![],
             },
             ReliabilityPanel {
                 title: "NaN".into(),
                 bins: &nan,
-                ece: Some(0.5),
+                notes: vec!["ECE = 0.5000".into()],
             },
         ],
+        Style::default(),
     )
     .unwrap();
     check(
@@ -181,9 +284,9 @@ fn reliability_diagrams_skip_empty_bins_and_need_no_bins_or_panels() {
         "reliability_degenerate",
         &["no samples", "no bins", "ECE = 0.5000"],
     );
-    assert!(!figure.svg.contains("ECE = NaN"));
+    assert!(!figure.svg.contains("= NaN"));
 
-    let figure = reliability_diagrams("nothing", &[]).unwrap();
+    let figure = reliability_diagrams("nothing", &[], Style::default()).unwrap();
     check(&figure, "reliability_none", &["nothing", "accuracy"]);
 }
 
@@ -213,6 +316,7 @@ fn error_bar_lines_render_series_with_a_legend() {
             series("mlp, temperature scaled", 0.0),
             series("resnet20, raw", 0.04),
         ],
+        Style::default(),
     )
     .unwrap();
     check(
@@ -260,6 +364,7 @@ fn error_bar_lines_skip_non_finite_points_and_draw_single_points_and_nothing() {
                 points: vec![],
             },
         ],
+        Style::default(),
     )
     .unwrap();
     check(
@@ -276,11 +381,12 @@ fn error_bar_lines_skip_non_finite_points_and_draw_single_points_and_nothing() {
             label: "only".into(),
             points: vec![point(0.1, 0.5, 0.0)],
         }],
+        Style::default(),
     )
     .unwrap();
     check(&single, "error_bars_single", &["one point", "only"]);
 
-    let nothing = error_bar_lines("no series", "x", "y", &[]).unwrap();
+    let nothing = error_bar_lines("no series", "x", "y", &[], Style::default()).unwrap();
     check(&nothing, "error_bars_none", &["no series", "x", "y"]);
 }
 
@@ -289,6 +395,12 @@ fn line_panels_share_colours_and_legend() {
     let curve = |label: &str, scale: f64, f: fn(f64) -> f64| Line {
         label: label.into(),
         points: (1..=30).map(|e| (e as f64, scale * f(e as f64))).collect(),
+        band: (1..=30)
+            .map(|e| {
+                let y = scale * f(e as f64);
+                (e as f64, 0.9 * y, 1.1 * y)
+            })
+            .collect(),
     };
     let figure = line_panels(
         "training curves",
@@ -312,6 +424,8 @@ fn line_panels_share_colours_and_legend() {
                 ],
             },
         ],
+        2,
+        Style::default(),
     )
     .unwrap();
     let texts = [
@@ -349,6 +463,7 @@ fn line_panels_break_at_non_finite_points_and_draw_single_points_and_nothing() {
                         (4.0, 0.5),
                         (5.0, 0.4),
                     ],
+                    band: vec![(1.0, 1.5, 2.5), (2.0, f64::NAN, 1.2), (4.0, 0.4, 0.6)],
                 }],
             },
             LinePanel {
@@ -358,6 +473,7 @@ fn line_panels_break_at_non_finite_points_and_draw_single_points_and_nothing() {
                 lines: vec![Line {
                     label: "single".into(),
                     points: vec![(1.0, 0.03)],
+                    band: vec![(1.0, 0.02, 0.04)],
                 }],
             },
             LinePanel {
@@ -367,9 +483,12 @@ fn line_panels_break_at_non_finite_points_and_draw_single_points_and_nothing() {
                 lines: vec![Line {
                     label: "empty".into(),
                     points: vec![],
+                    band: vec![],
                 }],
             },
         ],
+        2,
+        Style::default(),
     )
     .unwrap();
     check(
@@ -377,7 +496,11 @@ fn line_panels_break_at_non_finite_points_and_draw_single_points_and_nothing() {
         "line_panels_degenerate",
         &["diverged", "one epoch", "no lines", "single"],
     );
-    let nothing = line_panels("no panels", &[]).unwrap();
+    // Three panels, two per row: the figure is two panels wide and two rows tall.
+    let single_row = line_panels("degenerate", &[], 2, Style::default()).unwrap();
+    assert_eq!(figure.width, 2 * 480);
+    assert!(figure.height > single_row.height + 300);
+    let nothing = line_panels("no panels", &[], 3, Style::default()).unwrap();
     check(&nothing, "line_panels_none", &["no panels"]);
 }
 
@@ -417,6 +540,7 @@ fn scatter_panels_colour_points_by_class() {
     let figure = scatter_panels(
         "penultimate layer, CIFAR-10",
         &[panel("ε = 0", 1.2), panel("ε = 0.1", 0.4)],
+        Style::default(),
     )
     .unwrap();
     let pixels = check(
@@ -460,6 +584,7 @@ fn scatter_panels_handle_unnamed_classes_single_points_and_nothing() {
                 class_names: vec![],
             },
         ],
+        Style::default(),
     )
     .unwrap();
     // Class 0 is named by the second panel only.
@@ -469,13 +594,13 @@ fn scatter_panels_handle_unnamed_classes_single_points_and_nothing() {
         &["single", "zero", "class 1", "class 12"],
     );
     assert!(!check_svg(&figure, &[]).iter().any(|t| t == "class 0"));
-    let nothing = scatter_panels("no panels", &[]).unwrap();
+    let nothing = scatter_panels("no panels", &[], Style::default()).unwrap();
     check(&nothing, "scatter_none", &["no panels"]);
 }
 
 #[test]
 fn png_text_is_rasterised() {
-    let titled = |title: &str| error_bar_lines(title, "x", "y", &[]).unwrap();
+    let titled = |title: &str| error_bar_lines(title, "x", "y", &[], Style::default()).unwrap();
     let (a, b) = (
         check_png(&titled("first title")),
         check_png(&titled("second")),
@@ -497,7 +622,7 @@ fn png_text_is_rasterised() {
 
 #[test]
 fn figure_write_writes_svg_and_png() {
-    let figure = error_bar_lines("written", "x", "y", &[]).unwrap();
+    let figure = error_bar_lines("written", "x", "y", &[], Style::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("figures");
     let [svg, png] = figure.write(&target, "ece").unwrap();
@@ -544,6 +669,7 @@ fn smooth_reliability_diagrams_draw_curve_band_and_density() {
                 curve: &plain,
             },
         ],
+        Style::default(),
     )
     .unwrap();
     let label = format!(
@@ -568,9 +694,9 @@ fn a_title_wider_than_its_figure_wraps_instead_of_being_clipped() {
             error: None,
         }],
     }];
-    let short = error_bar_lines("short", "x", "y", &series).unwrap();
+    let short = error_bar_lines("short", "x", "y", &series, Style::default()).unwrap();
     let words = "a title far longer than the figure is wide, which must wrap onto further lines instead of running off both edges";
-    let long = error_bar_lines(words, "x", "y", &series).unwrap();
+    let long = error_bar_lines(words, "x", "y", &series, Style::default()).unwrap();
     assert_eq!(long.width, short.width);
     assert!(long.height > short.height);
     let written = check_svg(&long, &[]);

@@ -274,6 +274,7 @@ fn plots_and_the_html_page_are_written() {
         "ece-vs-smoothing",
         "accuracy-vs-smoothing",
         "logit-gap-vs-smoothing",
+        "reliability-overlay",
         "training-curves",
     ];
     for stem in stems {
@@ -293,6 +294,34 @@ fn plots_and_the_html_page_are_written() {
     for fetch in ["<script", "<link", "src=\"http", "href=\"http", "url(http"] {
         assert!(!page.contains(fetch), "the page fetches nothing: {fetch}");
     }
+}
+
+#[test]
+fn the_figure_scale_sizes_the_figures_and_is_checked() {
+    let ws = Workspace::new();
+    let dir = fixture(&ws);
+    let [normal, small] = ["1", "0.75"].map(|scale| {
+        let plots = ws.path().join(format!("plots-{scale}"));
+        report(
+            &ws,
+            &[
+                dir.to_str().unwrap(),
+                "--plots",
+                plots.to_str().unwrap(),
+                "--figure-scale",
+                scale,
+            ],
+        );
+        png_size(&plots.join("reliability-smoothing-0.0.png"))
+    });
+    assert_eq!(normal.0 * 3, small.0 * 4, "{normal:?} {small:?}");
+    // The title names the test set's size and the bins.
+    let svg =
+        std::fs::read_to_string(ws.path().join("plots-1/reliability-smoothing-0.0.svg")).unwrap();
+    assert!(svg.contains("test set N =") && svg.contains("bins"));
+    let out = ws.smoothlab(&["report", dir.to_str().unwrap(), "--figure-scale", "9"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--figure-scale"), "{}", stderr(&out));
 }
 
 #[test]

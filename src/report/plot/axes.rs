@@ -73,7 +73,7 @@ where
 
 /// A tick label as short as its value allows: "10" rather than "10.0", and "0.3" rather
 /// than the "0.30000000000000004" that stepping by 0.1 can give.
-fn tick(value: &f64) -> String {
+pub(super) fn tick(value: &f64) -> String {
     let rounded: f64 = format!("{value:.9e}").parse().unwrap_or(*value);
     // Adding zero turns -0 into 0.
     format!("{}", rounded + 0.0)

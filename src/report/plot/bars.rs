@@ -3,7 +3,7 @@
 
 use super::axes::{chart, padded_range};
 use super::legend::{Key, Legend};
-use super::{font, line_colour, render, text, Figure, MeanPoint, Picture};
+use super::{font, line_colour, render, text, Figure, MeanPoint, Picture, Style};
 use super::{AXIS_DESC_SIZE, PANEL_HEIGHT, TICK_SIZE};
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -22,9 +22,6 @@ const CATEGORY_LABEL_AREA: u32 = 56;
 /// Width per category; the figure is at least [`MIN_WIDTH`].
 const CATEGORY_WIDTH: u32 = 90;
 const MIN_WIDTH: u32 = 640;
-/// Characters of a category label per line: a tick-size character is about 0.55 of the
-/// font size wide, and a label keeps a little space from its neighbours.
-const LABEL_CHARS: usize = ((CATEGORY_WIDTH as f64 - 10.0) / (TICK_SIZE * 0.55)) as usize;
 
 /// `label` in lines of at most `width` characters, broken at spaces (a longer word
 /// keeps a line of its own).
@@ -49,6 +46,7 @@ pub fn grouped_bars(
     y_label: &str,
     measures: &[String],
     groups: &[BarGroup],
+    style: Style,
 ) -> Result<Figure> {
     let width = (CATEGORY_WIDTH * groups.len() as u32 + 120).max(MIN_WIDTH);
     let legend = Legend::new(
@@ -62,8 +60,7 @@ pub fn grouped_bars(
                 )
             })
             .collect(),
-        width,
-    )?;
+    );
     render(
         title,
         &legend,
@@ -73,6 +70,7 @@ pub fn grouped_bars(
             groups,
             width,
         },
+        style,
     )
 }
 
@@ -119,6 +117,11 @@ impl Picture for Bars<'_> {
             .light_line_style(TRANSPARENT)
             .y_labels(6)
             .draw()?;
+        // Characters of a category label per line: a tick-size character is about 0.55
+        // of the font size wide, and a label keeps a little space from its neighbours.
+        let category_width =
+            chart.plotting_area().dim_in_pixel().0 as f64 / self.groups.len().max(1) as f64;
+        let label_chars = ((category_width - 10.0) / (TICK_SIZE * 0.55)).max(4.0) as usize;
         // Bars share 80 % of each category's width.
         let bar = 0.8 / self.measures.max(1) as f64;
         for (i, group) in self.groups.iter().enumerate() {
@@ -150,7 +153,7 @@ impl Picture for Bars<'_> {
             }
             // The category's label under its cluster, wrapped to the cluster's width.
             let base = chart.y_range().start;
-            for (line, words) in wrap(&group.label, LABEL_CHARS).into_iter().enumerate() {
+            for (line, words) in wrap(&group.label, label_chars).into_iter().enumerate() {
                 chart.draw_series([EmptyElement::at((i as f64, base))
                     + Text::new(
                         words,

@@ -2,7 +2,7 @@
 
 use super::axes::{axes, chart, padded_range, X_LABEL_AREA};
 use super::legend::{Key, Legend};
-use super::{line_colour, render, Figure, Picture, PANEL_HEIGHT};
+use super::{line_colour, render, Figure, Picture, Style, PANEL_HEIGHT};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -42,6 +42,7 @@ pub fn error_bar_lines(
     x_label: &str,
     y_label: &str,
     series: &[Series],
+    style: Style,
 ) -> Result<Figure> {
     let legend = Legend::new(
         series
@@ -49,8 +50,7 @@ pub fn error_bar_lines(
             .enumerate()
             .map(|(i, s)| (Key::LineDot(line_colour(i)), s.label.clone()))
             .collect(),
-        ERROR_BAR_WIDTH,
-    )?;
+    );
     render(
         title,
         &legend,
@@ -59,10 +59,38 @@ pub fn error_bar_lines(
             y_label,
             series,
         },
+        style,
     )
 }
 
 const ERROR_BAR_WIDTH: u32 = 640;
+
+/// The y range of lines of means: their points and error bars, padded; from 0 when every
+/// value is ≥ 0 and the smallest is under half the largest (an ECE or an error: how far
+/// it is from 0 is part of the picture); otherwise at least a tenth of the largest
+/// magnitude tall, so that accuracies of 0.904 and 0.907 do not fill the chart from
+/// bottom to top as if one had collapsed.
+fn y_range(values: impl IntoIterator<Item = f64>) -> std::ops::Range<f64> {
+    let values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+    let mut range = padded_range(values.iter().copied());
+    let (Some(lo), Some(hi)) = (
+        values.iter().copied().reduce(f64::min),
+        values.iter().copied().reduce(f64::max),
+    ) else {
+        return range;
+    };
+    if lo >= 0.0 && lo < 0.5 * hi {
+        range.start = 0.0;
+        return range;
+    }
+    let least = 0.1 * lo.abs().max(hi.abs());
+    let span = range.end - range.start;
+    if span < least {
+        let middle = (range.start + range.end) / 2.0;
+        range = middle - least / 2.0..middle + least / 2.0;
+    }
+    range
+}
 
 struct ErrorBars<'a> {
     x_label: &'a str,
@@ -98,7 +126,7 @@ impl Picture for ErrorBars<'_> {
             })
             .collect();
         let x = padded_range(series.iter().flatten().map(|p| p.x));
-        let y = padded_range(series.iter().flatten().flat_map(|p| p.extent()));
+        let y = y_range(series.iter().flatten().flat_map(|p| p.extent()));
         let mut chart = chart(area, x, y, X_LABEL_AREA)?;
         axes(&mut chart, self.x_label, self.y_label)?;
         for (i, points) in series.iter().enumerate() {
@@ -119,5 +147,24 @@ impl Picture for ErrorBars<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_differences_are_not_magnified_and_errors_start_at_zero() {
+        let accuracy = y_range([0.904, 0.9075]);
+        assert!(accuracy.end - accuracy.start >= 0.0907 - 1e-12);
+        assert!(accuracy.start < 0.904 && accuracy.end > 0.9075);
+        let ece = y_range([0.011, 0.061]);
+        assert_eq!(ece.start, 0.0);
+        assert!(ece.end > 0.061);
+        // Spread-out values keep their padded range.
+        let spread = y_range([0.5, 0.9]);
+        assert!((spread.start - 0.48).abs() < 1e-12 && (spread.end - 0.92).abs() < 1e-12);
+        assert_eq!(y_range([]), 0.0..1.0);
     }
 }

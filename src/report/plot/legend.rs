@@ -21,17 +21,26 @@ const ENTRY_GAP: i32 = 22;
 const LEGEND_ROW: u32 = 22;
 const LEGEND_PADDING: u32 = 8;
 
-/// A legend strip below the panels, its entries wrapped into centred rows, so that it
-/// never covers data.
+/// A legend strip below the panels, its entries wrapped into centred rows (once the
+/// figure's width is known: [`Legend::layout`]), so that it never covers data.
 pub(super) struct Legend {
     entries: Vec<(Key, String)>,
-    /// Per row, its entries' indices and widths in pixels.
+}
+
+/// A legend laid out for a width: per row, its entries' indices and widths in pixels.
+pub(super) struct LegendRows<'a> {
+    entries: &'a [(Key, String)],
     rows: Vec<Vec<(usize, i32)>>,
 }
 
 impl Legend {
-    pub(super) fn new(entries: Vec<(Key, String)>, width: u32) -> Result<Self> {
+    pub(super) fn new(entries: Vec<(Key, String)>) -> Self {
+        Self { entries }
+    }
+
+    pub(super) fn layout(&self, width: u32) -> Result<LegendRows<'_>> {
         register_fonts()?;
+        let entries = &self.entries;
         let room = width.saturating_sub(2 * LEGEND_PADDING) as i32;
         let mut rows: Vec<Vec<(usize, i32)>> = Vec::new();
         let mut row_width = 0;
@@ -48,9 +57,11 @@ impl Legend {
                 }
             }
         }
-        Ok(Self { entries, rows })
+        Ok(LegendRows { entries, rows })
     }
+}
 
+impl LegendRows<'_> {
     pub(super) fn height(&self) -> u32 {
         if self.rows.is_empty() {
             0
@@ -119,18 +130,21 @@ mod tests {
                 .map(|i| (Key::Line(line_colour(i)), format!("group number {i}")))
                 .collect()
         };
-        let one = Legend::new(entries(1), 480).unwrap();
+        let one = Legend::new(entries(1));
+        let one = one.layout(480).unwrap();
         assert_eq!(
             (one.rows.len(), one.height()),
             (1, LEGEND_ROW + 2 * LEGEND_PADDING)
         );
-        let many = Legend::new(entries(12), 480).unwrap();
+        let many = Legend::new(entries(12));
+        let many = many.layout(480).unwrap();
         assert!(many.rows.len() > 2);
         assert_eq!(many.rows.iter().map(Vec::len).sum::<usize>(), 12);
         for row in &many.rows {
             let width: i32 = row.iter().map(|(_, w)| w + ENTRY_GAP).sum::<i32>() - ENTRY_GAP;
             assert!(row.len() == 1 || width <= 480 - 2 * LEGEND_PADDING as i32);
         }
-        assert_eq!(Legend::new(Vec::new(), 480).unwrap().height(), 0);
+        let none = Legend::new(Vec::new());
+        assert_eq!(none.layout(480).unwrap().height(), 0);
     }
 }

@@ -1,9 +1,10 @@
-//! Panels of lines side by side (the training curves), one legend for all.
+//! Panels of lines in a grid (the training curves), each line with an optional band,
+//! one legend for all.
 
 use super::axes::{axes, chart, padded_range, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
-    figure_width, headed, line_colour, render, Figure, Picture, CAPTION_HEIGHT, CAPTION_SIZE,
+    headed, line_colour, render, Figure, Picture, Style, CAPTION_HEIGHT, CAPTION_SIZE,
     PANEL_HEIGHT, PANEL_WIDTH,
 };
 use anyhow::Result;
@@ -19,15 +20,22 @@ pub struct LinePanel {
     pub lines: Vec<Line>,
 }
 
-/// A named polyline.
+/// A named polyline, and around it a band (x, low, high), e.g. ± std over seeds.
 pub struct Line {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    pub band: Vec<(f64, f64, f64)>,
 }
 
-/// Panels of lines side by side, each with its own axes; lines with the same label have
-/// the same colour in every panel and one shared legend. Lines break at non-finite points.
-pub fn line_panels(title: &str, panels: &[LinePanel]) -> Result<Figure> {
+/// Panels of lines, `columns` per row, each with its own axes; lines with the same label
+/// have the same colour in every panel and one shared legend. Lines and bands break at
+/// non-finite points.
+pub fn line_panels(
+    title: &str,
+    panels: &[LinePanel],
+    columns: usize,
+    style: Style,
+) -> Result<Figure> {
     let mut colours: BTreeMap<&str, usize> = BTreeMap::new();
     let mut entries = Vec::new();
     for line in panels.iter().flat_map(|p| &p.lines) {
@@ -36,8 +44,13 @@ pub fn line_panels(title: &str, panels: &[LinePanel]) -> Result<Figure> {
             entries.push((Key::Line(line_colour(entries.len())), line.label.clone()));
         }
     }
-    let legend = Legend::new(entries, figure_width(PANEL_WIDTH, panels.len()))?;
-    render(title, &legend, &LinePanels { panels, colours })
+    let legend = Legend::new(entries);
+    let picture = LinePanels {
+        panels,
+        colours,
+        columns,
+    };
+    render(title, &legend, &picture, style)
 }
 
 /// Splits `points` into runs of finite points, so that a line breaks where a value is
@@ -54,11 +67,16 @@ struct LinePanels<'a> {
     panels: &'a [LinePanel],
     /// Line colour index by label, shared by all panels.
     colours: BTreeMap<&'a str, usize>,
+    columns: usize,
 }
 
 impl Picture for LinePanels<'_> {
     fn panels(&self) -> usize {
         self.panels.len()
+    }
+
+    fn columns(&self) -> usize {
+        self.columns
     }
 
     fn panel_size(&self) -> (u32, u32) {
@@ -77,17 +95,33 @@ impl Picture for LinePanels<'_> {
         };
         let panel = self.panels.get(i).unwrap_or(&empty);
         let body = headed(area, &panel.title, CAPTION_HEIGHT, CAPTION_SIZE)?;
+        let band_ends = panel
+            .lines
+            .iter()
+            .flat_map(|l| &l.band)
+            .flat_map(|&(x, low, high)| [(x, low), (x, high)]);
         let finite: Vec<(f64, f64)> = panel
             .lines
             .iter()
-            .flat_map(|l| &l.points)
-            .copied()
+            .flat_map(|l| l.points.iter().copied())
+            .chain(band_ends)
             .filter(|(x, y)| x.is_finite() && y.is_finite())
             .collect();
         let x = padded_range(finite.iter().map(|p| p.0));
         let y = padded_range(finite.iter().map(|p| p.1));
         let mut chart = chart(&body, x, y, X_LABEL_AREA)?;
         axes(&mut chart, &panel.x_label, &panel.y_label)?;
+        for line in &panel.lines {
+            let colour = line_colour(self.colours[line.label.as_str()]);
+            let finite = |&(x, low, high): &(f64, f64, f64)| {
+                x.is_finite() && low.is_finite() && high.is_finite()
+            };
+            for run in line.band.split(|b| !finite(b)).filter(|r| r.len() > 1) {
+                let mut outline: Vec<(f64, f64)> = run.iter().map(|&(x, _, h)| (x, h)).collect();
+                outline.extend(run.iter().rev().map(|&(x, low, _)| (x, low)));
+                chart.draw_series([Polygon::new(outline, colour.mix(0.18).filled())])?;
+            }
+        }
         for line in &panel.lines {
             let colour = line_colour(self.colours[line.label.as_str()]);
             for run in finite_runs(&line.points) {

@@ -17,13 +17,15 @@ mod lines;
 mod reliability;
 mod scatter;
 mod smooth_reliability;
+mod style;
 
 pub use bars::{grouped_bars, BarGroup};
 pub use error_bars::{error_bar_lines, MeanPoint, Series};
 pub use lines::{line_panels, Line, LinePanel};
-pub use reliability::{reliability_diagrams, ReliabilityPanel};
+pub use reliability::{reliability_diagrams, reliability_overlay, OverlayPanel, ReliabilityPanel};
 pub use scatter::{scatter_panels, ScatterPanel};
 pub use smooth_reliability::{smooth_reliability_diagrams, SmoothReliabilityPanel};
+pub use style::Style;
 
 use anyhow::{ensure, Context, Result};
 use legend::Legend;
@@ -104,10 +106,6 @@ fn class_colour(class: usize) -> RGBColor {
     CLASS_COLOURS[class % CLASS_COLOURS.len()]
 }
 
-fn figure_width(panel_width: u32, panels: usize) -> u32 {
-    panel_width * panels.max(1) as u32
-}
-
 /// Registers the embedded font with plotters, once per process.
 fn register_fonts() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
@@ -128,12 +126,16 @@ fn text(size: f64, h: HPos, v: VPos) -> TextStyle<'static> {
     font(size).color(&BLACK).pos(Pos::new(h, v))
 }
 
-/// A figure kind, as it draws its panels on any plotters backend. Every figure is a row
+/// A figure kind, as it draws its panels on any plotters backend. Every figure is a grid
 /// of equal panels under its title with its legend below them; [`render`] lays that out.
 trait Picture {
-    /// How many panels side by side; without any, one empty panel is drawn.
+    /// How many panels; without any, one empty panel is drawn.
     fn panels(&self) -> usize;
-    /// The width and height of a panel in pixels.
+    /// Panels per row (the rest wrap into further rows); default: all in one row.
+    fn columns(&self) -> usize {
+        self.panels()
+    }
+    /// The width and height of a panel in pixels at [`Style`]'s scale 1.
     fn panel_size(&self) -> (u32, u32);
     /// Draws panel `i` (or, at `i` = 0 of a picture without panels, an empty one).
     fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, i: usize) -> Result<()>
@@ -141,23 +143,34 @@ trait Picture {
         DB::ErrorType: 'static;
 }
 
-/// Draws `picture` with `title` above and `legend` below, as SVG and as PNG.
-fn render(title: &str, legend: &Legend, picture: &impl Picture) -> Result<Figure> {
+/// The panels' arrangement: rows and columns.
+fn grid(picture: &impl Picture) -> (usize, usize) {
+    let panels = picture.panels().max(1);
+    let columns = picture.columns().clamp(1, panels);
+    (panels.div_ceil(columns), columns)
+}
+
+/// Draws `picture` with `title` above and `legend` below, as SVG and as PNG, its panels
+/// at `style`'s scale.
+fn render(title: &str, legend: &Legend, picture: &impl Picture, style: Style) -> Result<Figure> {
     let (panel_width, panel_height) = picture.panel_size();
-    let width = figure_width(panel_width, picture.panels());
+    let (panel_width, panel_height) = (style.scaled(panel_width), style.scaled(panel_height));
+    let (rows, columns) = grid(picture);
+    let width = panel_width * columns as u32;
+    let legend = legend.layout(width)?;
     let title = wrap_to_width(title, TITLE_SIZE, width.saturating_sub(2 * TITLE_PADDING))?;
     let title_height = TITLE_HEIGHT + (title.len().max(1) as u32 - 1) * TITLE_LINE;
-    let height = title_height + panel_height + legend.height();
+    let height = title_height + panel_height * rows as u32 + legend.height();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        draw(&root, &title, title_height, legend, picture).context("drawing the SVG")?;
+        draw(&root, &title, title_height, &legend, picture).context("drawing the SVG")?;
         root.present()?;
     }
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        draw(&root, &title, title_height, legend, picture).context("drawing the PNG")?;
+        draw(&root, &title, title_height, &legend, picture).context("drawing the PNG")?;
         root.present()?;
     }
     let mut png = Vec::new();
@@ -216,13 +229,14 @@ where
     Ok(rest)
 }
 
-/// Clears `root`, writes the figure title (its lines in a strip of `title_height`) and legend, and draws the picture's panels in
-/// equal areas side by side between them (one if there are no panels, for an empty chart).
+/// Clears `root`, writes the figure title (its lines in a strip of `title_height`) and
+/// legend, and draws the picture's panels in a grid of equal areas between them (one if
+/// there are no panels, for an empty chart).
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &[String],
     title_height: u32,
-    legend: &Legend,
+    legend: &legend::LegendRows,
     picture: &impl Picture,
 ) -> Result<()>
 where
@@ -243,8 +257,9 @@ where
     let height = body.dim_in_pixel().1;
     let (panels_area, legend_area) = body.split_vertically(height - legend.height());
     legend.draw(&legend_area)?;
-    let areas = panels_area.split_evenly((1, picture.panels().max(1)));
-    for (i, area) in areas.iter().enumerate() {
+    let areas = panels_area.split_evenly(grid(picture));
+    // A last row that is not full leaves its remaining areas blank.
+    for (i, area) in areas.iter().enumerate().take(picture.panels().max(1)) {
         picture.draw_panel(area, i)?;
     }
     Ok(())

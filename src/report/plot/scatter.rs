@@ -4,7 +4,7 @@
 use super::axes::{axes, chart, padded_range, plot_size, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
-    class_colour, figure_width, headed, render, Figure, Picture, CAPTION_HEIGHT, CAPTION_SIZE,
+    class_colour, headed, render, Figure, Picture, Style, CAPTION_HEIGHT, CAPTION_SIZE,
     PANEL_HEIGHT, PANEL_WIDTH,
 };
 use anyhow::Result;
@@ -23,7 +23,7 @@ pub struct ScatterPanel {
 
 /// Scatter panels side by side with equal x and y scales, points coloured by class, one
 /// shared legend naming the classes (by the first panel that names each).
-pub fn scatter_panels(title: &str, panels: &[ScatterPanel]) -> Result<Figure> {
+pub fn scatter_panels(title: &str, panels: &[ScatterPanel], style: Style) -> Result<Figure> {
     let mut names: BTreeMap<usize, String> = BTreeMap::new();
     for panel in panels {
         for (class, name) in panel.class_names.iter().enumerate() {
@@ -42,9 +42,8 @@ pub fn scatter_panels(title: &str, panels: &[ScatterPanel]) -> Result<Figure> {
             .into_iter()
             .map(|(class, name)| (Key::Dot(class_colour(class)), name))
             .collect(),
-        figure_width(PANEL_WIDTH, panels.len()),
-    )?;
-    render(title, &legend, &Scatter { panels })
+    );
+    render(title, &legend, &Scatter { panels }, style)
 }
 
 struct Scatter<'a> {

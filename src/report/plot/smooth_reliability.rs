@@ -3,10 +3,10 @@
 
 use super::axes::{axes, chart, X_LABEL_AREA};
 use super::legend::{Key, Legend};
-use super::reliability::{ACCURACY, DIAGONAL, HISTOGRAM_HEIGHT, RELIABILITY_HEIGHT, SHARE};
+use super::reliability::{histogram_split, ACCURACY, DIAGONAL, RELIABILITY_HEIGHT, SHARE};
 use super::{
-    figure_width, headed, render, text, Figure, Picture, AXIS_DESC_SIZE, CAPTION_HEIGHT,
-    CAPTION_SIZE, PANEL_WIDTH,
+    headed, render, text, Figure, Picture, Style, AXIS_DESC_SIZE, CAPTION_HEIGHT, CAPTION_SIZE,
+    PANEL_WIDTH,
 };
 use crate::calibration::smooth::SmoothReliability;
 use anyhow::Result;
@@ -26,20 +26,18 @@ pub fn smooth_reliability_diagrams(
     title: &str,
     band_label: &str,
     panels: &[SmoothReliabilityPanel],
+    style: Style,
 ) -> Result<Figure> {
-    let legend = Legend::new(
-        vec![
-            (Key::Line(ACCURACY), "smoothed accuracy".into()),
-            (Key::Swatch(ACCURACY.mix(0.2), BAND_EDGE), band_label.into()),
-            (Key::Dashed(DIAGONAL), "perfect calibration".into()),
-            (
-                Key::Swatch(SHARE.mix(0.6), SHARE),
-                "density of confidences".into(),
-            ),
-        ],
-        figure_width(PANEL_WIDTH, panels.len()),
-    )?;
-    render(title, &legend, &Smooth { panels })
+    let legend = Legend::new(vec![
+        (Key::Line(ACCURACY), "smoothed accuracy".into()),
+        (Key::Swatch(ACCURACY.mix(0.2), BAND_EDGE), band_label.into()),
+        (Key::Dashed(DIAGONAL), "perfect calibration".into()),
+        (
+            Key::Swatch(SHARE.mix(0.6), SHARE),
+            "density of confidences".into(),
+        ),
+    ]);
+    render(title, &legend, &Smooth { panels }, style)
 }
 
 /// The band's colour over white, to outline its legend swatch.
@@ -99,7 +97,7 @@ where
     DB::ErrorType: 'static,
 {
     let body = headed(area, title, CAPTION_HEIGHT, CAPTION_SIZE)?;
-    let main_height = body.dim_in_pixel().1.saturating_sub(HISTOGRAM_HEIGHT);
+    let main_height = histogram_split(body.dim_in_pixel().1);
     let (main, histogram) = body.split_vertically(main_height);
     // The curve where there are confidences to estimate it from, finite, clamped to
     // the unit square the chart spans.

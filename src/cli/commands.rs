@@ -182,6 +182,7 @@ fn report(args: ReportArgs) -> Outcome {
         html: args.html,
         filter: args.filter,
         metrics: args.metrics,
+        figure_style: args.figure_scale,
     };
     print!("{}", report::report(&options)?);
     Ok(ExitCode::SUCCESS)
@@ -208,7 +209,8 @@ fn compare(args: CompareArgs) -> Outcome {
 }
 
 fn penultimate(args: PenultimateArgs) -> Outcome {
-    let figure = report::penultimate::figure(&args.runs, &args.classes, args.examples)?;
+    let figure =
+        report::penultimate::figure(&args.runs, &args.classes, args.examples, args.figure_scale)?;
     let out = &args.out;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

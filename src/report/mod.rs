@@ -343,6 +343,8 @@ pub struct ReportOptions {
     pub filter: Option<String>,
     /// Only these metric columns in the returned table, in this order.
     pub metrics: Option<Vec<String>>,
+    /// How large the figures are drawn.
+    pub figure_style: plot::Style,
 }
 
 /// `smoothlab report`: groups the runs under `options.dir`, writes the figures and the
@@ -367,7 +369,7 @@ pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
         .unwrap_or_else(|| summary::default_keys(&collected));
     let mut report = summary::Report::new(collected, keys)?;
     if options.plots.is_some() || options.html.is_some() {
-        let figures = figures::all(&report)?;
+        let figures = figures::all(&report, options.figure_style)?;
         if let Some(dir) = &options.plots {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for named in &figures {
@@ -381,6 +383,7 @@ pub fn report(options: &ReportOptions) -> anyhow::Result<String> {
                 report.collected.experiments.join(", ")
             );
             crate::atomic::write_bytes(path, html::page(&title, &report, &figures).as_bytes())?;
+            tracing::info!("report page written to {}", path.display());
         }
     }
     if let Some(names) = &options.metrics {

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 /// How often a run held by another worker is looked at again.
 const BUSY_POLL: Duration = Duration::from_secs(2);
 
+/// The longest the loop waits before it looks at the interrupt flag again. A second
+/// Ctrl-C exits at once, so the bars must be off the screen before a quick second press.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
+
 pub(super) struct Supervisor<'a> {
     plan: &'a Plan,
     options: &'a RunOptions,
@@ -35,7 +39,11 @@ pub(super) struct Supervisor<'a> {
     /// Results finished after this are fresh work of another worker, never redone.
     started: DateTime<Utc>,
     total: usize,
+    /// Runs of this worker's shard.
+    shard_runs: usize,
     overall: ProgressBar,
+    /// Wall seconds of each run completed by this invocation, for the sweep's ETA.
+    completed_walls: Vec<f64>,
     summary: Summary,
 }
 
@@ -48,7 +56,9 @@ struct Active {
     worker: WorkerProcess,
     lock: RunLock,
     bar: ProgressBar,
+    throughput: progress::Throughput,
     started_at: DateTime<Utc>,
+    started: Instant,
 }
 
 /// What a run needs, decided from the results directory.
@@ -96,7 +106,8 @@ impl<'a> Supervisor<'a> {
         gpu: Option<GpuInfo>,
         threads: Option<usize>,
     ) -> Self {
-        Supervisor {
+        let shard_runs = options.shard.positions(plan.runs.len()).count();
+        let supervisor = Supervisor {
             plan,
             options,
             dir,
@@ -105,9 +116,13 @@ impl<'a> Supervisor<'a> {
             threads,
             started: Utc::now(),
             total: plan.runs.len(),
-            overall: progress::overall_bar(options.shard.positions(plan.runs.len()).count() as u64),
+            shard_runs,
+            overall: progress::overall_bar(shard_runs as u64),
+            completed_walls: Vec::new(),
             summary: Summary::default(),
-        }
+        };
+        supervisor.show_eta(&[]);
+        supervisor
     }
 
     /// Runs this worker's shard of the plan; `interrupt` stops it cleanly.
@@ -118,7 +133,15 @@ impl<'a> Supervisor<'a> {
     }
 
     fn drive(&mut self, interrupt: &AtomicBool) -> Result<()> {
-        let mut queue: VecDeque<usize> = self.options.shard.positions(self.total).collect();
+        // Runs done before count as done from the start: the overall bar and its ETA are
+        // about the work left. A run that cannot be looked at now is decided in its turn.
+        let mut queue = VecDeque::new();
+        for position in self.options.shard.positions(self.total) {
+            match self.already_done(position) {
+                Ok(Some(skipped)) => self.skip(position, skipped),
+                Ok(None) | Err(_) => queue.push_back(position),
+            }
+        }
         let mut waiting: Vec<(usize, Instant)> = Vec::new();
         // Runs already said to be running elsewhere: said once, not at every poll.
         let mut announced = std::collections::HashSet::new();
@@ -164,6 +187,7 @@ impl<'a> Supervisor<'a> {
             }
             if interrupted {
                 if !signalled {
+                    progress::remove_bars();
                     for a in &active {
                         terminate(&a.worker.child);
                     }
@@ -182,12 +206,13 @@ impl<'a> Supervisor<'a> {
                 if waiting.is_empty() {
                     return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(INTERRUPT_POLL);
                 continue;
             }
-            if let Ok((position, event)) = received.recv_timeout(Duration::from_millis(200)) {
+            if let Ok((position, event)) = received.recv_timeout(INTERRUPT_POLL) {
                 self.handle(&mut active, position, event);
             }
+            self.show_eta(&active);
             let mut i = 0;
             while i < active.len() {
                 if active[i].lock.is_lost() {
@@ -240,13 +265,22 @@ impl<'a> Supervisor<'a> {
         stored_outcome(self.options, state, self.started)
     }
 
+    /// Whether the run's stored outcome leaves nothing to do (tidying its directory then).
+    fn already_done(&self, position: usize) -> Result<Option<Skipped>> {
+        let run_dir = self.run_dir(position);
+        let Some(skipped) = self.stored_outcome(run_dir.stored()?) else {
+            return Ok(None);
+        };
+        run_dir.tidy_finished(matches!(skipped, Skipped::Completed))?;
+        Ok(Some(skipped))
+    }
+
     fn decide(&self, position: usize) -> Result<Decision> {
         let run = &self.plan.runs[position];
-        let run_dir = self.run_dir(position);
-        if let Some(skipped) = self.stored_outcome(run_dir.stored()?) {
-            run_dir.tidy_finished(matches!(skipped, Skipped::Completed))?;
+        if let Some(skipped) = self.already_done(position)? {
             return Ok(Decision::Skip(skipped));
         }
+        let run_dir = self.run_dir(position);
         run_dir.create()?;
         let lock = match run_dir.claim()? {
             Claim::Busy(holder) => return Ok(Decision::Busy(holder)),
@@ -342,9 +376,29 @@ impl<'a> Supervisor<'a> {
             job,
             worker,
             lock,
-            bar: progress::bar(0, label),
+            bar: progress::run_bar(label),
+            throughput: progress::Throughput::default(),
             started_at: Utc::now(),
+            started: Instant::now(),
         })
+    }
+
+    /// The overall bar's ETA, from the wall times of the runs completed so far.
+    fn show_eta(&self, active: &[Active]) {
+        let left = self
+            .shard_runs
+            .saturating_sub(self.overall.position() as usize);
+        let eta = (!self.completed_walls.is_empty()).then(|| {
+            let mean = self.completed_walls.iter().sum::<f64>() / self.completed_walls.len() as f64;
+            let running: Vec<f64> = active
+                .iter()
+                .map(|a| a.started.elapsed().as_secs_f64())
+                .collect();
+            let queued = left.saturating_sub(running.len());
+            progress::sweep_eta(mean, &running, queued, self.options.jobs)
+        });
+        self.overall
+            .set_message(progress::sweep_message(eta, left, self.options.jobs));
     }
 
     fn handle(&self, active: &mut [Active], position: usize, event: Event) {
@@ -390,6 +444,8 @@ impl<'a> Supervisor<'a> {
         match result.status {
             Outcome::Completed => {
                 progress::println(&format!("{label}: {}", describe_outcome(&result)));
+                self.completed_walls
+                    .push(done.started.elapsed().as_secs_f64());
                 self.summary.completed.push(id);
             }
             Outcome::Failed => {
@@ -438,11 +494,15 @@ impl<'a> Supervisor<'a> {
 fn apply(active: &mut Active, event: Event) {
     match event {
         Event::Progress(p) => {
+            active.throughput.record(Instant::now(), p.epoch, p.samples);
             active.bar.set_length(p.total);
             active.bar.set_position(p.done);
-            if let Some(loss) = p.loss {
-                active.bar.set_message(format!("loss {loss:.4}"));
-            }
+            active.bar.set_message(progress::run_message(
+                p.epoch,
+                p.epochs,
+                active.throughput.per_second(),
+                p.loss,
+            ));
         }
         Event::Log { line } => progress::eprintln(&format!("{}: {line}", active.label)),
         Event::Fatal { message } => active.worker.fatal = Some(message),

@@ -12,7 +12,7 @@ use super::pooled::pooled_test;
 use super::summary::{Group, Report, Stat};
 use crate::calibration::calibrators::top_label;
 use crate::calibration::smooth::smooth_reliability;
-use crate::calibration::{Bootstrap, Calibrator, ReliabilityBin};
+use crate::calibration::{Bootstrap, Calibrator, Metrics, ReliabilityBin};
 use anyhow::Result;
 use serde_json::Value;
 
@@ -54,16 +54,22 @@ pub struct NamedFigure {
 
 /// Every figure the report has data for, drawn at `style`.
 pub fn all(report: &Report, style: Style) -> Result<Vec<NamedFigure>> {
-    let setting = setting(report);
+    let setting = Setting::of(report);
+    let subject = &setting.subject;
+    // Per group with a completed run: its label and pooled bins.
+    let mut pooled: Vec<(String, PooledBins)> = vec![];
     let mut figures = vec![];
     for group in &report.groups {
-        if let Some(figure) = reliability(report, group, &setting, style)? {
+        if let Some(bins) = PooledBins::of(report, group) {
+            let label = report.label(group);
+            let figure = reliability(&label, &bins, subject, style)?;
+            pooled.push((label, bins));
             let mut stem = format!("reliability-{}", slug(&report.label(group)));
             // Labels that differ only in characters a file name cannot hold.
             if figures.iter().any(|f: &NamedFigure| f.stem == stem) {
                 stem = format!("{stem}-{}", figures.len() + 1);
             }
-            if let Some(smooth) = smoothed_reliability(report, group, &setting, style)? {
+            if let Some(smooth) = smoothed_reliability(report, group, subject, style)? {
                 figures.push(NamedFigure {
                     stem: format!("smooth-{stem}"),
                     figure: smooth,
@@ -72,7 +78,7 @@ pub fn all(report: &Report, style: Style) -> Result<Vec<NamedFigure>> {
             figures.push(NamedFigure { stem, figure });
         }
     }
-    if let Some(figure) = reliability_overlay(report, &setting, style)? {
+    if let Some(figure) = reliability_overlay(&pooled, &setting, style)? {
         figures.push(NamedFigure {
             stem: "reliability-overlay".to_string(),
             figure,
@@ -127,35 +133,55 @@ pub fn all(report: &Report, style: Style) -> Result<Vec<NamedFigure>> {
 /// Panels per row of the training curves.
 const CURVE_COLUMNS: usize = 3;
 
-/// What the titles say the runs are: the data set and the model of the completed runs,
-/// several of either joined by " / ", then the test set's size per run.
-fn setting(report: &Report) -> String {
-    let results: Vec<_> = report
-        .collected
-        .runs
-        .iter()
-        .filter_map(|r| r.result())
-        .collect();
-    let distinct = |labels: &mut dyn Iterator<Item = String>| {
-        let mut seen: Vec<String> = vec![];
-        for label in labels {
-            if !seen.contains(&label) {
-                seen.push(label);
-            }
+/// What the titles say the runs are: the data set and the model of the completed runs
+/// (several of either joined by " / "), and the test set's size per run.
+struct Setting {
+    subject: String,
+    test_sizes: String,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.test_sizes.as_str() {
+            "" => write!(f, "{}", self.subject),
+            sizes => write!(f, "{}, N = {sizes} test samples per run", self.subject),
         }
-        seen.join(" / ")
-    };
-    let data = distinct(&mut results.iter().map(|r| r.config.dataset.label()));
-    let models = distinct(&mut results.iter().map(|r| r.config.model.label()));
-    let sizes = distinct(
-        &mut results
+    }
+}
+
+impl Setting {
+    fn of(report: &Report) -> Self {
+        let results: Vec<_> = report
+            .collected
+            .runs
             .iter()
-            .filter_map(|r| Some(thousands(r.metrics.as_ref()?.test.n))),
-    );
-    match (data.is_empty(), sizes.is_empty()) {
-        (true, _) => "no completed runs".to_string(),
-        (false, true) => format!("{data}, {models}"),
-        (false, false) => format!("{data}, {models}, N = {sizes} test samples per run"),
+            .filter_map(|r| r.result())
+            .collect();
+        let distinct = |labels: &mut dyn Iterator<Item = String>| {
+            let mut seen: Vec<String> = vec![];
+            for label in labels {
+                if !seen.contains(&label) {
+                    seen.push(label);
+                }
+            }
+            seen.join(" / ")
+        };
+        let data = distinct(&mut results.iter().map(|r| r.config.dataset.label()));
+        let models = distinct(&mut results.iter().map(|r| r.config.model.label()));
+        let sizes = distinct(
+            &mut results
+                .iter()
+                .filter_map(|r| Some(thousands(r.metrics.as_ref()?.test.n))),
+        );
+        let subject = if data.is_empty() {
+            "no completed runs".to_string()
+        } else {
+            format!("{data}, {models}")
+        };
+        Self {
+            subject,
+            test_sizes: sizes,
+        }
     }
 }
 
@@ -316,63 +342,76 @@ pub fn binned_ece(bins: &[ReliabilityBin]) -> Option<f64> {
     })
 }
 
-/// The group's reliability diagrams pooled over its completed runs: before and (when
-/// fitted) after temperature scaling. The ECE written on a panel is the pooled bins'
-/// (the figure says so), which differs from the table's mean of the runs' ECEs: both are
-/// written when the group has several runs.
-fn reliability(
-    report: &Report,
-    group: &Group,
-    setting: &str,
-    style: Style,
-) -> Result<Option<Figure>> {
-    let metrics: Vec<_> = report
-        .runs(group)
-        .filter_map(|r| r.result()?.metrics.as_ref())
-        .collect();
-    if metrics.is_empty() {
-        return Ok(None);
-    }
-    let before = pool_bins(metrics.iter().map(|m| m.test.reliability.as_slice()));
-    let scaled: Vec<_> = metrics
-        .iter()
-        .filter_map(|m| m.test_scaled.as_ref())
-        .collect();
-    let after = pool_bins(scaled.iter().map(|m| m.reliability.as_slice()));
-    let temperatures: Vec<f64> = metrics
-        .iter()
-        .filter_map(|m| Some(m.temperature.as_ref()?.temperature))
-        .collect();
-    let runs_ece: Vec<f64> = metrics.iter().map(|m| m.test.ece).collect();
-    let mut panels = vec![ReliabilityPanel {
-        title: "before temperature scaling".to_string(),
-        bins: &before,
-        notes: ece_notes(&before, &runs_ece),
-    }];
-    if !scaled.is_empty() {
-        let mean_t = temperatures.iter().sum::<f64>() / temperatures.len().max(1) as f64;
-        let runs_ece: Vec<f64> = scaled.iter().map(|m| m.ece).collect();
-        panels.push(ReliabilityPanel {
-            title: format!("after temperature scaling (mean T = {mean_t:.3})"),
-            bins: &after,
-            notes: ece_notes(&after, &runs_ece),
-        });
-    }
-    let n: usize = before.iter().map(|b| b.count).sum();
-    let title = format!(
-        "{} — {}, test set N = {} ({} run(s) pooled), {} bins",
-        report.label(group),
-        setting_without_size(setting),
-        thousands(n),
-        metrics.len(),
-        before.len()
-    );
-    plot::reliability_diagrams(&title, &panels, style).map(Some)
+/// A group's test-set bins pooled over its completed runs, before and (when every run
+/// fitted it) after temperature scaling, with the runs' own ECEs and mean T.
+struct PooledBins {
+    runs: usize,
+    before: Vec<ReliabilityBin>,
+    runs_ece: Vec<f64>,
+    after: Option<ScaledBins>,
 }
 
-/// The data set and model part of [`setting`] (a reliability diagram states its own N).
-fn setting_without_size(setting: &str) -> &str {
-    setting.split(", N = ").next().unwrap_or(setting)
+struct ScaledBins {
+    bins: Vec<ReliabilityBin>,
+    runs_ece: Vec<f64>,
+    mean_temperature: f64,
+}
+
+impl PooledBins {
+    /// `None` when the group has no completed run.
+    fn of(report: &Report, group: &Group) -> Option<Self> {
+        let metrics: Vec<_> = report
+            .runs(group)
+            .filter_map(|r| r.result()?.metrics.as_ref())
+            .collect();
+        if metrics.is_empty() {
+            return None;
+        }
+        let scaled: Option<Vec<(&Metrics, f64)>> = metrics
+            .iter()
+            .map(|m| Some((m.test_scaled.as_ref()?, m.temperature.as_ref()?.temperature)))
+            .collect();
+        let after = scaled.map(|scaled| ScaledBins {
+            bins: pool_bins(scaled.iter().map(|(m, _)| m.reliability.as_slice())),
+            runs_ece: scaled.iter().map(|(m, _)| m.ece).collect(),
+            mean_temperature: scaled.iter().map(|(_, t)| t).sum::<f64>() / scaled.len() as f64,
+        });
+        Some(Self {
+            runs: metrics.len(),
+            before: pool_bins(metrics.iter().map(|m| m.test.reliability.as_slice())),
+            runs_ece: metrics.iter().map(|m| m.test.ece).collect(),
+            after,
+        })
+    }
+}
+
+/// A group's reliability diagrams from its pooled bins. The ECE written on a panel is
+/// the pooled bins' (the figure says so), which differs from the table's mean of the
+/// runs' ECEs: both are written when the group has several runs.
+fn reliability(label: &str, pooled: &PooledBins, subject: &str, style: Style) -> Result<Figure> {
+    let mut panels = vec![ReliabilityPanel {
+        title: "before temperature scaling".to_string(),
+        bins: &pooled.before,
+        notes: ece_notes(&pooled.before, &pooled.runs_ece),
+    }];
+    if let Some(after) = &pooled.after {
+        panels.push(ReliabilityPanel {
+            title: format!(
+                "after temperature scaling (mean T = {:.3})",
+                after.mean_temperature
+            ),
+            bins: &after.bins,
+            notes: ece_notes(&after.bins, &after.runs_ece),
+        });
+    }
+    let n: usize = pooled.before.iter().map(|b| b.count).sum();
+    let title = format!(
+        "{label} — {subject}, test set N = {} ({} run(s) pooled), {} bins",
+        thousands(n),
+        pooled.runs,
+        pooled.before.len()
+    );
+    plot::reliability_diagrams(&title, &panels, style)
 }
 
 /// A panel's ECE lines: the pooled bins' ECE, and with several runs the mean of theirs.
@@ -391,40 +430,25 @@ fn ece_notes(pooled: &[ReliabilityBin], runs_ece: &[f64]) -> Vec<String> {
 }
 
 /// Every group's pooled reliability curve in one panel, before and (when every group
-/// fitted it) after temperature scaling; `None` with fewer than two groups.
-fn reliability_overlay(report: &Report, setting: &str, style: Style) -> Result<Option<Figure>> {
-    let pooled: Vec<(String, Vec<ReliabilityBin>, Option<Vec<ReliabilityBin>>)> = report
-        .groups
-        .iter()
-        .filter_map(|group| {
-            let metrics: Vec<_> = report
-                .runs(group)
-                .filter_map(|r| r.result()?.metrics.as_ref())
-                .collect();
-            if metrics.is_empty() {
-                return None;
-            }
-            let before = pool_bins(metrics.iter().map(|m| m.test.reliability.as_slice()));
-            let scaled: Option<Vec<_>> = metrics
-                .iter()
-                .map(|m| m.test_scaled.as_ref().map(|s| s.reliability.as_slice()))
-                .collect();
-            Some((report.label(group), before, scaled.map(pool_bins)))
-        })
-        .collect();
-    if pooled.len() < 2 {
+/// has it) after temperature scaling; `None` with fewer than two groups.
+fn reliability_overlay(
+    pooled: &[(String, PooledBins)],
+    setting: &Setting,
+    style: Style,
+) -> Result<Option<Figure>> {
+    let Some((_, first)) = pooled.first().filter(|_| pooled.len() >= 2) else {
         return Ok(None);
-    }
+    };
     let mut panels = vec![OverlayPanel {
         title: "before temperature scaling".to_string(),
         curves: pooled
             .iter()
-            .map(|(label, before, _)| (label.clone(), before.as_slice()))
+            .map(|(label, bins)| (label.clone(), bins.before.as_slice()))
             .collect(),
     }];
     let after: Option<Vec<(String, &[ReliabilityBin])>> = pooled
         .iter()
-        .map(|(label, _, after)| Some((label.clone(), after.as_deref()?)))
+        .map(|(label, bins)| Some((label.clone(), bins.after.as_ref()?.bins.as_slice())))
         .collect();
     if let Some(curves) = after {
         panels.push(OverlayPanel {
@@ -432,9 +456,9 @@ fn reliability_overlay(report: &Report, setting: &str, style: Style) -> Result<O
             curves,
         });
     }
-    let bins = pooled[0].1.len();
     let title = format!(
-        "{setting}: reliability per group, test sets pooled over each group's runs, {bins} bins"
+        "{setting}: reliability per group, test sets pooled over each group's runs, {} bins",
+        first.before.len()
     );
     plot::reliability_overlay(&title, &panels, style).map(Some)
 }
@@ -446,7 +470,7 @@ fn reliability_overlay(report: &Report, setting: &str, style: Style) -> Result<O
 fn smoothed_reliability(
     report: &Report,
     group: &Group,
-    setting: &str,
+    subject: &str,
     style: Style,
 ) -> Result<Option<Figure>> {
     let pooled = match pooled_test(report.runs(group)) {
@@ -478,9 +502,8 @@ fn smoothed_reliability(
         })
         .collect();
     let title = format!(
-        "{} — {}, test set N = {} ({} run(s) pooled), smoothed",
+        "{} — {subject}, test set N = {} ({} run(s) pooled), smoothed",
         report.label(group),
-        setting_without_size(setting),
         thousands(pooled.raw.len()),
         pooled.runs
     );

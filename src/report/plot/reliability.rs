@@ -1,7 +1,7 @@
 //! Reliability diagrams: accuracy against confidence per bin, with each bin's binomial
 //! interval and sample count, and an overlay of several groups' curves in one panel.
 
-use super::axes::{axes, chart, plot_size, tick, X_LABEL_AREA};
+use super::axes::{axes, chart, plot_size, tick, Chart, X_LABEL_AREA};
 use super::legend::{Key, Legend};
 use super::{
     font, headed, line_colour, render, text, Figure, Picture, Style, AXIS_DESC_SIZE,
@@ -124,6 +124,23 @@ impl Picture for Reliability<'_> {
     }
 }
 
+/// The dashed diagonal of perfect calibration over the confidences `x`.
+pub(super) fn diagonal<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    x: std::ops::Range<f64>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart.draw_series(DashedLineSeries::new(
+        [(x.start, x.start), (x.end, x.end)],
+        6,
+        4,
+        DIAGONAL.stroke_width(1),
+    ))?;
+    Ok(())
+}
+
 /// The confidence range the bins' edges span, or [0, 1].
 fn confidence_range(bins: &[ReliabilityBin]) -> std::ops::Range<f64> {
     let edges = bins
@@ -194,12 +211,7 @@ where
             ])?;
         }
     }
-    top.draw_series(DashedLineSeries::new(
-        [(x.start, x.start), (x.end, x.end)],
-        6,
-        4,
-        DIAGONAL.stroke_width(1),
-    ))?;
+    diagonal(&mut top, x.clone())?;
     for (line, note) in panel.notes.iter().enumerate() {
         let at = (
             x.start + 0.03 * (x.end - x.start),
@@ -345,12 +357,7 @@ impl Picture for Overlay<'_> {
         )?;
         let mut chart = chart(&body, 0.0..1.0, 0.0..1.0, X_LABEL_AREA)?;
         axes(&mut chart, "mean confidence of the bin", "accuracy")?;
-        chart.draw_series(DashedLineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            6,
-            4,
-            DIAGONAL.stroke_width(1),
-        ))?;
+        diagonal(&mut chart, 0.0..1.0)?;
         for (j, (_, bins)) in panel.iter().flat_map(|p| p.curves.iter()).enumerate() {
             let colour = line_colour(j);
             let points: Vec<(f64, f64)> = bins

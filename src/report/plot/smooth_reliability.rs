@@ -3,7 +3,9 @@
 
 use super::axes::{axes, chart, X_LABEL_AREA};
 use super::legend::{Key, Legend};
-use super::reliability::{histogram_split, ACCURACY, DIAGONAL, RELIABILITY_HEIGHT, SHARE};
+use super::reliability::{
+    diagonal, histogram_split, ACCURACY, DIAGONAL, RELIABILITY_HEIGHT, SHARE,
+};
 use super::{
     headed, render, text, Figure, Picture, Style, AXIS_DESC_SIZE, CAPTION_HEIGHT, CAPTION_SIZE,
     PANEL_WIDTH,
@@ -123,12 +125,7 @@ where
             top.draw_series([Polygon::new(outline, ACCURACY.mix(0.2).filled())])?;
         }
     }
-    top.draw_series(DashedLineSeries::new(
-        [(0.0, 0.0), (1.0, 1.0)],
-        6,
-        4,
-        DIAGONAL.stroke_width(1),
-    ))?;
+    diagonal(&mut top, 0.0..1.0)?;
     for range in &segments {
         top.draw_series(LineSeries::new(
             points(&curve.accuracy, range),

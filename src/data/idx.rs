@@ -395,7 +395,7 @@ pub fn write_mnist(dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
 }
 
 /// The uncompressed names of the images and labels files of `part`.
-fn mnist_file_names(part: Part) -> (String, String) {
+pub(crate) fn mnist_file_names(part: Part) -> (String, String) {
     let prefix = match part {
         Part::Train => "train",
         Part::Test => "t10k",

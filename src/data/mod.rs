@@ -2,6 +2,8 @@
 //! device-resident tensors that training indexes into.
 
 pub mod cifar;
+#[cfg(feature = "download")]
+mod download;
 pub mod idx;
 pub mod images;
 mod synthetic;

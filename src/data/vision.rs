@@ -6,7 +6,7 @@ use super::idx;
 use super::images::{MissingFiles, Part, RawImages};
 use super::{HostDataset, HostSplit};
 use crate::spec::{Cifar100LabelsSpec, DatasetSpec};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// Per-channel mean and standard deviation of the training images' pixels in [0, 1]
@@ -57,30 +57,22 @@ pub fn check(spec: &DatasetSpec) -> Result<super::Extent> {
 /// The training and test images of `spec`, read (or downloaded), subsets applied.
 fn read(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
     let files = spec.files().expect("an image data set");
-    let (train, test) = read_or_download(
+    let keys = |part| match part {
+        Part::Train => (files.train_subset, "train_subset"),
+        Part::Test => (files.test_subset, "test_subset"),
+    };
+    let local = |dir: &Path, part| {
+        let (limit, key) = keys(part);
+        read_part(spec, dir, part, limit, key)
+    };
+    // Downloaded files are read like local ones, subsets included.
+    read_or_download(
         spec,
         &files.dir,
-        read_part(
-            spec,
-            &files.dir,
-            Part::Train,
-            files.train_subset,
-            "train_subset",
-        ),
-        read_part(
-            spec,
-            &files.dir,
-            Part::Test,
-            files.test_subset,
-            "test_subset",
-        ),
-        || download(spec),
-        |part, raw| cache(spec, &files.dir, part, raw),
-    )?;
-    Ok((
-        subset(train, files.train_subset, "train_subset")?,
-        subset(test, files.test_subset, "test_subset")?,
-    ))
+        local(&files.dir, Part::Train),
+        local(&files.dir, Part::Test),
+        |part| download(spec, &files.dir, part, |dir| local(dir, part)),
+    )
 }
 
 /// The images of `part`, only the first `limit` of them when a subset is asked for
@@ -112,22 +104,6 @@ fn read_part(
     }
 }
 
-/// The first `n` samples, in file order (a read with a limit already holds just these;
-/// a download holds them all).
-fn subset(mut raw: RawImages, n: Option<usize>, key: &str) -> Result<RawImages> {
-    let Some(n) = n else { return Ok(raw) };
-    if n > raw.len() {
-        bail!(
-            "dataset.{key} is {n}, but the split has only {} samples",
-            raw.len()
-        );
-    }
-    let d: usize = raw.shape.iter().product();
-    raw.pixels.truncate(n * d);
-    raw.labels.truncate(n);
-    Ok(raw)
-}
-
 fn normalise(raw: &RawImages, mean: &[f32], std: &[f32]) -> HostSplit {
     let [channels, h, w] = raw.shape;
     let plane = h * w;
@@ -148,45 +124,23 @@ fn normalise(raw: &RawImages, mean: &[f32], std: &[f32]) -> HostSplit {
     }
 }
 
-/// The parts read from `dir` where they are there, the downloaded ones where they are
-/// missing. Only missing parts are downloaded and cached: a part read locally stays as
-/// it is on disk. A part that is there but unreadable (corrupt, truncated, no
-/// permission) is an error of its own, and nothing is downloaded over it.
+/// The parts read from `dir` where they are there, downloaded where they are missing.
+/// Only missing parts are downloaded: a part read locally stays as it is on disk. A part
+/// that is there but unreadable (corrupt, truncated, no permission) is an error of its
+/// own, and nothing is downloaded over it.
 fn read_or_download(
     spec: &DatasetSpec,
     dir: &Path,
     train: Result<RawImages>,
     test: Result<RawImages>,
-    fetch: impl FnOnce() -> Result<(RawImages, RawImages)>,
-    cache: impl Fn(Part, &RawImages) -> Result<()>,
+    fetch: impl Fn(Part) -> Result<RawImages>,
 ) -> Result<(RawImages, RawImages)> {
-    let (train, test) = match (present_or_missing(train)?, present_or_missing(test)?) {
-        (Ok(train), Ok(test)) => return Ok((train, test)),
-        pair => pair,
+    let (train, test) = (present_or_missing(train)?, present_or_missing(test)?);
+    let fetched = |local: Result<RawImages>, part| match local {
+        Ok(local) => Ok(local),
+        Err(missing) => fetch(part).map_err(|e| no_files_error(spec, dir, &missing.to_string(), e)),
     };
-    let missing = train
-        .as_ref()
-        .err()
-        .or(test.as_ref().err())
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let (fetched_train, fetched_test) =
-        fetch().map_err(|e| no_files_error(spec, dir, &missing, e))?;
-    let keep = |local: Result<RawImages>, fetched: RawImages, part: Part| match local {
-        Ok(local) => local,
-        Err(_) => {
-            // The data is in memory either way; a read-only `dir` only costs the next
-            // run another download.
-            if let Err(e) = cache(part, &fetched) {
-                tracing::warn!("{e:#}; the downloaded data is used without a local copy");
-            }
-            fetched
-        }
-    };
-    Ok((
-        keep(train, fetched_train, Part::Train),
-        keep(test, fetched_test, Part::Test),
-    ))
+    Ok((fetched(train, Part::Train)?, fetched(test, Part::Test)?))
 }
 
 /// Splits a read into "there" (`Ok(Ok)`), "missing, may be downloaded" (`Ok(Err)`) and
@@ -213,107 +167,25 @@ fn no_files_error(
         DatasetSpec::Synthetic(_) => unreachable!("synthetic data is generated"),
     };
     anyhow::anyhow!(
-        "{missing}; {}. Put {how} in {}, or point dataset.dir at them",
-        said_once(&format!("{download:#}")),
+        "{missing}; {download:#}. Put {how} in {}, or point dataset.dir at them",
         dir.display()
     )
 }
 
-/// `text` with each repeat of the part before it left out: an error chain whose layers
-/// each quote the one below (the HTTP client's "for url (U)", then the hub's "(U)"),
-/// said once.
-fn said_once(text: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in text.split(": ") {
-        if parts.last() != Some(&part) {
-            parts.push(part);
-        }
-    }
-    let mut joined = parts.join(": ");
-    // " (U) (U)" → " (U)".
-    let mut search = 0;
-    while let Some(open) = joined[search..].find(" (").map(|i| i + search) {
-        let Some(close) = joined[open..].find(')').map(|i| i + open + 1) else {
-            break;
-        };
-        let group = joined[open..close].to_string();
-        if joined[close..].starts_with(&group) {
-            joined.replace_range(close..close + group.len(), "");
-        } else {
-            search = open + 2;
-        }
-    }
-    joined
-}
-
-/// Fetches both parts from the Hugging Face hub through candle-datasets (whose loaders
-/// fetch both at once).
 #[cfg(feature = "download")]
-fn download(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
-    use candle_datasets::vision;
-    let fetched = match spec {
-        DatasetSpec::Mnist(_) => vision::mnist::load(),
-        DatasetSpec::FashionMnist(_) => vision::fashion_mnist::load(),
-        // candle-datasets' CIFAR-10 hub loader lays the decoded HWC pixels out as CHW
-        // and divides u8 pixels by 255 in u8 (all but white become 0): not usable.
-        _ => bail!(
-            "smoothlab does not download {} (no correct hub loader)",
-            spec.name()
-        ),
-    };
-    let fetched = fetched
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("downloading {} from the Hugging Face hub", spec.name()))?;
-    let to_raw =
-        |images: &candle_core::Tensor, labels: &candle_core::Tensor| -> Result<RawImages> {
-            let pixels = (images.flatten_all()? * 255.0)?
-                .round()?
-                .clamp(0.0, 255.0)?
-                .to_dtype(candle_core::DType::U8)?
-                .to_vec1::<u8>()?;
-            let labels = labels.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
-            Ok(RawImages {
-                pixels,
-                labels,
-                shape: [1, 28, 28],
-            })
-        };
-    tracing::info!("downloaded {}", spec.name());
-    Ok((
-        to_raw(&fetched.train_images, &fetched.train_labels)?,
-        to_raw(&fetched.test_images, &fetched.test_labels)?,
-    ))
-}
+use super::download::fetch as download;
 
 #[cfg(not(feature = "download"))]
-fn download(spec: &DatasetSpec) -> Result<(RawImages, RawImages)> {
-    bail!(
+fn download(
+    spec: &DatasetSpec,
+    _dir: &Path,
+    _part: Part,
+    _read: impl FnOnce(&Path) -> Result<RawImages>,
+) -> Result<RawImages> {
+    anyhow::bail!(
         "this smoothlab was built without the `download` feature, so it cannot fetch {}",
         spec.name()
     )
-}
-
-/// Saves a downloaded part in `dir` in the format its reader reads (uncompressed IDX for
-/// the MNIST family, the only data sets that are downloaded), so the next run reads it.
-fn cache(spec: &DatasetSpec, dir: &Path, part: Part, raw: &RawImages) -> Result<()> {
-    match spec {
-        DatasetSpec::Mnist(_) | DatasetSpec::FashionMnist(_) => {
-            idx::write_mnist(dir, part, raw).with_context(|| {
-                format!(
-                    "caching the downloaded {} files in {}",
-                    spec.name(),
-                    dir.display()
-                )
-            })?;
-            tracing::info!(
-                "saved the downloaded {} files in {}",
-                spec.name(),
-                dir.display()
-            );
-            Ok(())
-        }
-        _ => bail!("smoothlab does not cache downloaded {} files", spec.name()),
-    }
 }
 
 #[cfg(test)]
@@ -344,45 +216,29 @@ mod tests {
     }
 
     #[test]
-    fn a_chain_that_repeats_itself_is_said_once() {
-        assert_eq!(
-            said_once("a: b: b: error for url (https://x/y) (https://x/y). More (z)"),
-            "a: b: error for url (https://x/y). More (z)"
-        );
-        assert_eq!(said_once("plain"), "plain");
-        assert_eq!(said_once("unclosed (x"), "unclosed (x");
-    }
-
-    #[test]
-    fn only_the_missing_part_is_taken_from_the_download_and_cached() {
-        let cached = RefCell::new(vec![]);
+    fn only_the_missing_part_is_downloaded() {
+        let fetched = RefCell::new(vec![]);
         let (train, test) = read_or_download(
             &spec(),
             Path::new("/data"),
             Ok(images(1)),
             Err(missing()),
-            || Ok((images(2), images(3))),
-            |part, raw| {
-                cached.borrow_mut().push((part, raw.pixels[0]));
-                Ok(())
+            |part| {
+                fetched.borrow_mut().push(part);
+                Ok(images(3))
             },
         )
         .unwrap();
         assert_eq!((train.pixels[0], test.pixels[0]), (1, 3));
-        assert_eq!(cached.into_inner(), [(Part::Test, 3)]);
+        assert_eq!(fetched.into_inner(), [Part::Test]);
     }
 
     #[test]
     fn a_corrupt_part_is_reported_and_nothing_is_downloaded() {
         let (train, test) = (Err(missing()), Err(anyhow::anyhow!("bytes 0..4 are wrong")));
-        let err = read_or_download(
-            &spec(),
-            Path::new("/data"),
-            train,
-            test,
-            || panic!("must not download"),
-            |_, _| panic!("must not cache"),
-        )
+        let err = read_or_download(&spec(), Path::new("/data"), train, test, |_| {
+            panic!("must not download")
+        })
         .unwrap_err();
         assert_eq!(err.to_string(), "bytes 0..4 are wrong");
     }
@@ -394,8 +250,7 @@ mod tests {
             Path::new("/data"),
             Ok(images(1)),
             Err(missing()),
-            || bail!("no network"),
-            |_, _| panic!("must not cache"),
+            |_| anyhow::bail!("no network"),
         )
         .unwrap_err();
         let message = err.to_string();
@@ -407,19 +262,5 @@ mod tests {
         ] {
             assert!(message.contains(expected), "{expected:?} in {message}");
         }
-    }
-
-    #[test]
-    fn a_failed_cache_write_still_returns_the_downloaded_data() {
-        let (train, test) = read_or_download(
-            &spec(),
-            Path::new("/data"),
-            Err(missing()),
-            Err(missing()),
-            || Ok((images(2), images(3))),
-            |_, _| bail!("read-only file system"),
-        )
-        .unwrap();
-        assert_eq!((train.pixels[0], test.pixels[0]), (2, 3));
     }
 }

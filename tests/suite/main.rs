@@ -8,6 +8,7 @@ mod cli_help;
 mod common;
 mod data;
 mod determinism;
+mod docs;
 mod hostile;
 mod loss;
 mod models;

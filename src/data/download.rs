@@ -47,6 +47,23 @@ pub fn fetch(
     read: impl FnOnce(&Path) -> Result<RawImages>,
 ) -> Result<RawImages> {
     let base = base_url(spec)?;
+    // A directory made for a download that fails is taken away again: a failed run
+    // leaves the file system as it found it.
+    let created = !dir.exists();
+    let fetched = fetch_into(spec, dir, part, &base, read);
+    if fetched.is_err() && created {
+        let _ = std::fs::remove_dir(dir);
+    }
+    fetched
+}
+
+fn fetch_into(
+    spec: &DatasetSpec,
+    dir: &Path,
+    part: Part,
+    base: &str,
+    read: impl FnOnce(&Path) -> Result<RawImages>,
+) -> Result<RawImages> {
     let scratch = || {
         tempfile::Builder::new()
             .prefix(".download-")

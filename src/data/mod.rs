@@ -54,6 +54,20 @@ impl HostSplit {
             sample_shape: self.sample_shape.clone(),
         }
     }
+
+    /// Keeps only the samples at the ascending `indices`, moving each forward in place:
+    /// no second copy of a split that may be most of the data set.
+    fn retain_sorted(&mut self, indices: &[usize]) {
+        debug_assert!(indices.windows(2).all(|w| w[0] < w[1]));
+        let d = self.sample_len();
+        for (kept, &i) in indices.iter().enumerate() {
+            // kept ≤ i, so the source row has not been overwritten yet.
+            self.features.copy_within(i * d..(i + 1) * d, kept * d);
+            self.labels[kept] = self.labels[i];
+        }
+        self.features.truncate(indices.len() * d);
+        self.labels.truncate(indices.len());
+    }
 }
 
 /// One split on the device: `x` is f32 `[n, sample_shape...]`, `y` is u32 `[n]`.
@@ -165,8 +179,8 @@ pub fn load(spec: &DatasetSpec, seed: u64, device: &Device) -> Result<Dataset> {
             host.train.len()
         );
     }
-    // Each host buffer is consumed as soon as its successor exists, so that at most
-    // the training set is held twice (while the validation split is carved out).
+    // Each host buffer is consumed as soon as its successor exists, and the validation
+    // split is carved out in place, so that the training set is never held twice.
     let HostDataset {
         train,
         test,
@@ -247,7 +261,7 @@ impl Augmentation {
 /// Holds out `floor(fraction·n)` training samples, chosen by a permutation seeded with
 /// the run's seed; both parts keep the original sample order.
 pub fn split_validation(
-    train: HostSplit,
+    mut train: HostSplit,
     fraction: f64,
     seed: u64,
 ) -> (HostSplit, Option<HostSplit>) {
@@ -260,5 +274,7 @@ pub fn split_validation(
     let (val_idx, train_idx) = order.split_at_mut(n_val);
     val_idx.sort_unstable();
     train_idx.sort_unstable();
-    (train.select(train_idx), Some(train.select(val_idx)))
+    let val = train.select(val_idx);
+    train.retain_sorted(train_idx);
+    (train, Some(val))
 }

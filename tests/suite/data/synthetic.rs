@@ -112,5 +112,11 @@ fn validation_split_is_seeded_disjoint_and_complete() {
     joined.extend(rows(&val));
     joined.sort();
     assert_eq!(joined, rows(&data));
+    // Both parts keep the original order (the training part is compacted in place).
+    let position = |row: &[f32]| data.features.chunks(5).position(|x| x == row).unwrap();
+    for part in [&train, &val] {
+        let positions: Vec<usize> = part.features.chunks(5).map(position).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    }
     assert!(split_validation(data.clone(), 0.0, 7).1.is_none());
 }

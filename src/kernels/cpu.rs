@@ -285,15 +285,10 @@ fn threads() -> usize {
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`. Parallel over candle's
-/// thread count, as candle's matmul is.
+/// thread count, as candle's matmul is, but split here rather than by gemm (see
+/// [`product`]).
 pub fn matmul<T: Float>(lhs: Mat<T>, rhs: Mat<T>, dst: MatMut<T>, accumulate: bool) -> Result<()> {
-    let threads = threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    product(lhs, rhs, dst, accumulate, parallelism)
+    product(lhs, rhs, dst, accumulate, threads())
 }
 
 /// [`matmul`] on the calling thread, for products that are already one of many
@@ -304,15 +299,26 @@ pub fn matmul_on_this_thread<T: Float>(
     dst: MatMut<T>,
     accumulate: bool,
 ) -> Result<()> {
-    product(lhs, rhs, dst, accumulate, gemm::Parallelism::None)
+    product(lhs, rhs, dst, accumulate, 1)
 }
 
+/// Products below this many multiply-adds run on one thread: splitting them costs more
+/// than it saves.
+const MIN_PARALLEL_MACS: usize = 1 << 18;
+
+/// The product on up to `threads` threads: the larger of the output's two dimensions is
+/// cut into one contiguous block per thread, each a single-threaded gemm. gemm's own
+/// `Parallelism::Rayon` scales poorly at a training batch's shapes: measured on 2
+/// threads (AVX-512), the forward product of a 784-512 layer at batch 128 ran at
+/// 180–209 GFLOP/s with it and 282–296 split this way, a 512-512 one at 115–150
+/// against 225–238, and none of the backward products got slower. Each block computes
+/// the same sums in the same order, so the result does not depend on the split.
 fn product<T: Float>(
     lhs: Mat<T>,
     rhs: Mat<T>,
     dst: MatMut<T>,
     accumulate: bool,
-    parallelism: gemm::Parallelism,
+    threads: usize,
 ) -> Result<()> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     if rhs.rows != k
@@ -344,33 +350,82 @@ fn product<T: Float>(
         }
         return Ok(());
     }
-    // SAFETY: the three views were checked to lie inside their slices above, and `dst`
-    // is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.col_stride as isize,
-            dst.row_stride as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let blocks = if m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_MACS {
+        1
+    } else {
+        threads.clamp(1, len)
+    };
+    // Block edges on 16 (an AVX-512 register of f32) where that still gives every
+    // thread a block.
+    let block = match len.div_ceil(blocks) {
+        b if b.next_multiple_of(16) * (blocks - 1) < len => b.next_multiple_of(16),
+        b => b,
+    };
+    let out = DstPtr(dst.data.as_mut_ptr());
+    let block_product = |first: usize| {
+        let size = block.min(len - first);
+        let (rows, cols) = if by_rows { (size, n) } else { (m, size) };
+        let (lhs_offset, rhs_offset, dst_offset) = if by_rows {
+            (first * lhs.row_stride, 0, first * dst.row_stride)
+        } else {
+            (0, first * rhs.col_stride, first * dst.col_stride)
+        };
+        // SAFETY: the three views were checked to lie inside their slices above, so the
+        // blocks (a run of rows, or of columns, of each view) do too; `dst` is borrowed
+        // mutably, so it aliases neither operand, and its elements are distinct (checked
+        // by `in_bounds`), so the blocks write disjoint elements.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                out.get().add(dst_offset),
+                dst.col_stride as isize,
+                dst.row_stride as isize,
+                accumulate,
+                lhs.data.as_ptr().add(lhs_offset),
+                lhs.col_stride as isize,
+                lhs.row_stride as isize,
+                rhs.data.as_ptr().add(rhs_offset),
+                rhs.col_stride as isize,
+                rhs.row_stride as isize,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if blocks == 1 {
+        block_product(0);
+    } else {
+        (0..len)
+            .into_par_iter()
+            .step_by(block)
+            .for_each(block_product);
     }
     Ok(())
 }
+
+/// The output of [`product`], shared by the threads that write its blocks.
+#[derive(Clone, Copy)]
+struct DstPtr<T>(*mut T);
+
+impl<T> DstPtr<T> {
+    /// The pointer, taken through a method so that closures capture the whole (`Sync`)
+    /// wrapper rather than the raw pointer field.
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the threads of one `product` write disjoint elements through it (see there).
+unsafe impl<T: Send> Send for DstPtr<T> {}
+unsafe impl<T: Send> Sync for DstPtr<T> {}
 
 #[cfg(test)]
 mod tests {
@@ -407,6 +462,78 @@ mod tests {
             for j in 0..4 {
                 assert_eq!(dst_t[j * 2 + i], 1.0 + expect(i, j));
             }
+        }
+    }
+
+    #[test]
+    fn a_product_split_over_threads_is_the_single_threaded_one_bit_for_bit() {
+        // Tall and wide products (split by rows, then by columns) above the threshold,
+        // with sizes no block divides, into a strided destination with gaps, accumulated.
+        for (m, k, n) in [(203, 67, 45), (37, 71, 290)] {
+            assert!(m * n * k >= MIN_PARALLEL_MACS);
+            let a: Vec<f32> = (0..m * k)
+                .map(|v| ((v * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|v| ((v * 53 % 97) as f32 - 48.0) / 5.0)
+                .collect();
+            // Element (i, j) at 2·i + (2m + 1)·j: column-major, every other element.
+            let len = 2 * m + (2 * m + 1) * (n - 1);
+            fn view(dst: &mut [f32], m: usize, n: usize) -> MatMut<'_, f32> {
+                MatMut {
+                    data: dst,
+                    rows: m,
+                    cols: n,
+                    row_stride: 2,
+                    col_stride: 2 * m + 1,
+                }
+            }
+            let mut single = vec![0.5; len];
+            product(
+                Mat::row_major(&a, m, k),
+                Mat::row_major(&b, k, n),
+                view(&mut single, m, n),
+                true,
+                1,
+            )
+            .unwrap();
+            for threads in [2, 3, 8] {
+                let mut split = vec![0.5; len];
+                product(
+                    Mat::row_major(&a, m, k),
+                    Mat::row_major(&b, k, n),
+                    view(&mut split, m, n),
+                    true,
+                    threads,
+                )
+                .unwrap();
+                assert!(
+                    split
+                        .iter()
+                        .zip(&single)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{k}x{n} on {threads} threads"
+                );
+            }
+            // And it is the product: spot checks against the definition (f64 sums).
+            for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3)] {
+                let exact: f64 = (0..k)
+                    .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
+                    .sum();
+                let got = f64::from(single[2 * i + (2 * m + 1) * j]) - 0.5;
+                assert!(
+                    (got - exact).abs() <= 1e-3 * exact.abs().max(1.0),
+                    "{got} {exact}"
+                );
+            }
+            // The gaps are untouched.
+            let mut written = vec![false; len];
+            for i in 0..m {
+                for j in 0..n {
+                    written[2 * i + (2 * m + 1) * j] = true;
+                }
+            }
+            assert!(single.iter().zip(&written).all(|(&v, &w)| w || v == 0.5));
         }
     }
 

@@ -182,9 +182,9 @@ pub enum Bench {
     /// fixed random batches: the median of several repetitions after a warm-up.
     #[command(after_help = BENCH_MODELS_EXAMPLES)]
     Models(ModelsBenchArgs),
-    /// One epoch of the MLP on MNIST-sized random data through the training loop: the
-    /// share of evaluation and calibration metrics in it, and the peak resident memory
-    /// of each epoch of a short run.
+    /// Whole epochs of a real run of one reference model (training loop, validation,
+    /// final evaluation) on a data set of real size, synthetic or read from MNIST or
+    /// CIFAR-10 files: samples/s, the evaluation's share and the peak resident memory.
     #[command(after_help = BENCH_EPOCH_EXAMPLES)]
     Epoch(EpochBenchArgs),
     /// Training samples/s of LeNet-5 (28×28×1) and ResNet-20 (32×32×3), with candle's

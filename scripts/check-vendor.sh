@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that vendor/candle-core is exactly the published candle-core 0.11.1 with
-# vendor/candle-core-backprop.patch applied (vendor/README.md): every file of src/,
+# vendor/candle-core-*.patch applied (vendor/README.md): every file of src/,
 # LICENSE and README.md byte for byte, and Cargo.toml with only the [[example]],
 # [[test]] and [[bench]] sections removed (the vendored copy leaves those files out).
 #
@@ -16,7 +16,7 @@ VERSION=0.11.1
 SHA256=d11c8be87cfbaef9ebb62fb3f850d1fc8e00cc1d11d393fdbe55a4d5c2cdb325
 CRATE=candle-core-$VERSION
 VENDORED=vendor/candle-core
-PATCH=vendor/candle-core-backprop.patch
+PATCHES=(vendor/candle-core-backprop.patch vendor/candle-core-tokenizers.patch)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -32,8 +32,10 @@ echo "$SHA256  $work/$CRATE.crate" | sha256sum --check --quiet - ||
     { echo "check-vendor: $CRATE.crate does not have the published checksum" >&2; exit 1; }
 tar -xzf "$work/$CRATE.crate" -C "$work"
 published="$work/$CRATE"
-patch --quiet --strip=1 --directory="$published" < "$PATCH" ||
-    { echo "check-vendor: $PATCH no longer applies to the published $CRATE" >&2; exit 1; }
+for patch_file in "${PATCHES[@]}"; do
+    patch --quiet --strip=1 --directory="$published" < "$patch_file" ||
+        { echo "check-vendor: $patch_file no longer applies to the published $CRATE" >&2; exit 1; }
+done
 
 # Cargo.toml without the target sections whose files are not vendored: each such
 # section runs from its header to the next header.
@@ -56,8 +58,8 @@ if [[ -n "$extra" ]]; then
     status=1
 fi
 if ((status == 0)); then
-    echo "check-vendor: $VENDORED is $CRATE with $PATCH"
+    echo "check-vendor: $VENDORED is $CRATE with ${PATCHES[*]}"
 else
-    echo "check-vendor: $VENDORED differs from $CRATE with $PATCH (diff above); update the patch or the copy" >&2
+    echo "check-vendor: $VENDORED differs from $CRATE with ${PATCHES[*]} (diff above); update a patch or the copy" >&2
 fi
 exit "$status"

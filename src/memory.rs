@@ -128,6 +128,22 @@ impl fmt::Display for Estimate {
 
 /// f32 throughout.
 const VALUE: f64 = 4.0;
+/// The most one evaluation batch's widest layer may hold. At the default of 2048 rows
+/// a ResNet's 16 × 32 × 32 layers take 134 MB each, and a 50,000-image run peaked at
+/// 2.1 GB, most of it evaluation; an eighth of the rows (256) peaked at under half as
+/// much in a smaller run and validated no slower.
+/// The MLP's layers are narrow enough to keep the full 2048 rows, where they pay.
+const EVAL_LAYER_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
+
+/// The rows of one evaluation batch: `training.eval_batch_size`, or fewer where the
+/// model's widest layer would hold more than [`EVAL_LAYER_BYTES`] (at least one).
+/// Predictions do not depend on it: evaluation normalises with running statistics.
+pub fn eval_batch(config: &RunConfig, sample_shape: &[usize], classes: usize) -> usize {
+    let features = sample_shape.iter().product();
+    let widest = Shape::of(&config.model, sample_shape, features, classes).widest;
+    let fits = (EVAL_LAYER_BYTES / (widest * VALUE)).max(1.0) as usize;
+    config.training.eval_batch_size.min(fits)
+}
 /// The program's own memory beside a run's tensors.
 const PROGRAM: f64 = 100e6;
 
@@ -154,10 +170,8 @@ pub fn estimate(config: &RunConfig, data: &Extent) -> Estimate {
     // program itself (code, thread stacks, the allocator's pools) takes the rest.
     // A batch holds at most the whole split.
     let batch = config.training.batch_size.min(data.train) as f64;
-    let eval_batch = config
-        .training
-        .eval_batch_size
-        .min(data.train.max(data.test)) as f64;
+    let eval_batch =
+        eval_batch(config, &data.sample_shape, data.classes).min(data.train.max(data.test)) as f64;
     let training = batch * shape.activations * VALUE * 3.0;
     let evaluation = eval_batch * shape.widest * VALUE * 2.0;
     Estimate {
@@ -289,6 +303,38 @@ mod tests {
                 "{model} on {sample_shape:?}"
             );
         }
+    }
+
+    fn config(model: &str, training: &str) -> RunConfig {
+        let text = format!(
+            r#"{{"name": "t", "dataset": {{"name": "synthetic", "classes": 10, "features": 3072, "shape": [3, 32, 32]}},
+                "model": {model}, "training": {training}}}"#
+        );
+        let plan = crate::spec::parse(Path::new("t.json"), &text).unwrap();
+        plan.runs.into_iter().next().unwrap().config
+    }
+
+    #[test]
+    fn the_evaluation_batch_is_bounded_by_the_widest_layer() {
+        let mlp = config(r#"{"name": "mlp", "hidden": [512, 512]}"#, "{}");
+        assert_eq!(eval_batch(&mlp, &[1, 28, 28], 10), 2048);
+        // 16 × 32 × 32 values of 4 bytes: 256 rows in 16 MiB.
+        let resnet = config(r#"{"name": "resnet", "depth": 20}"#, "{}");
+        assert_eq!(eval_batch(&resnet, &[3, 32, 32], 10), 256);
+        // LeNet-5's first layer: 6 × 28 × 28 values.
+        let lenet = config(r#"{"name": "lenet5"}"#, "{}");
+        assert_eq!(
+            eval_batch(&lenet, &[1, 28, 28], 10),
+            (16 << 20) / (6 * 28 * 28 * 4)
+        );
+        // A smaller request stands; the widest ResNet, 4 MiB a row, gets 4.
+        let small = config(
+            r#"{"name": "resnet", "depth": 20}"#,
+            r#"{"eval_batch_size": 100}"#,
+        );
+        assert_eq!(eval_batch(&small, &[3, 32, 32], 10), 100);
+        let wide = config(r#"{"name": "resnet", "depth": 8, "width": 1024}"#, "{}");
+        assert_eq!(eval_batch(&wide, &[3, 32, 32], 10), 4);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::calibration::catalog::{self, ACCURACY, ECE, NLL};
 use crate::calibration::{self, Metrics, Predictions};
 use crate::data::{self, Dataset, Split};
 use crate::loss::{Loss, Mix};
+use crate::memory;
 use crate::model::{self, Classifier, Model, Pass};
 use crate::optim::{self, Optimizer};
 use crate::rng::Rngs;
@@ -422,7 +423,7 @@ pub fn validate(
                 classifier,
                 val,
                 data.classes,
-                config.training.eval_batch_size,
+                memory::eval_batch(config, &data.sample_shape, data.classes),
             )?;
             Ok(calibration::evaluate(&p, config.evaluation.bins, 1.0))
         })
@@ -437,7 +438,7 @@ pub fn final_evaluation(
     config: &RunConfig,
 ) -> Result<(FinalMetrics, Predictions, Option<Predictions>)> {
     let bins = config.evaluation.bins;
-    let eval_batch = config.training.eval_batch_size;
+    let eval_batch = memory::eval_batch(config, &data.sample_shape, data.classes);
     let test = predict(classifier, &data.test, data.classes, eval_batch)
         .context("predicting the test split")?;
     let validation = data

@@ -135,6 +135,9 @@ const VALUE: f64 = 4.0;
 /// The MLP's layers are narrow enough to keep the full 2048 rows, where they pay.
 const EVAL_LAYER_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
 
+/// The program's own memory beside a run's tensors.
+const PROGRAM: f64 = 100e6;
+
 /// The rows of one evaluation batch: `training.eval_batch_size`, or fewer where the
 /// model's widest layer would hold more than [`EVAL_LAYER_BYTES`] (at least one).
 /// Predictions do not depend on it: evaluation normalises with running statistics.
@@ -144,8 +147,6 @@ pub fn eval_batch(config: &RunConfig, sample_shape: &[usize], classes: usize) ->
     let fits = (EVAL_LAYER_BYTES / (widest * VALUE)).max(1.0) as usize;
     config.training.eval_batch_size.min(fits)
 }
-/// The program's own memory beside a run's tensors.
-const PROGRAM: f64 = 100e6;
 
 /// A run's memory on the CPU, from its configuration and the size of its data. An
 /// estimate from the model's shape, not a measurement, meant to err high since its job

@@ -30,17 +30,15 @@ impl Activation {
                 let name = "ReLU";
                 let g: Vec<T> = cpu::with_slice(grad, name, |grad: &[T]| {
                     cpu::with_slice(y, name, |y: &[T]| {
-                        let mut g = vec![T::zero(); grad.len()];
-                        cpu::par_zip_map(&mut g, [grad, y], |_, [g, y]| {
+                        cpu::par_map(grad.len(), [grad, y], |[g, y]| {
                             if y > T::zero() {
                                 g
                             } else {
                                 T::zero()
                             }
-                        });
-                        g
+                        })
                     })
-                })??;
+                })???;
                 Tensor::from_vec(g, grad.shape(), grad.device())
             }
         }

@@ -82,7 +82,7 @@ impl BatchNormOp {
         grad: &[T],
         gamma: &[f64],
         plane: usize,
-    ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    ) -> Result<(Vec<T>, Vec<f64>, Vec<f64>)> {
         let c = gamma.len();
         let relu = self.activation == Activation::Relu;
         // The gradient at the normalised output.
@@ -117,13 +117,11 @@ impl BatchNormOp {
         // dx = γ·inv_std·(g − Σg/N − x̂·Σg·x̂/N) = a·g + b·(x − μ) + d per channel, the
         // coefficients in f64, applied in T.
         let count = (x.len() / c) as f64;
-        let mut grad_x = vec![T::zero(); x.len()];
-        grad_x
-            .par_chunks_mut(plane)
-            .zip(x.par_chunks(plane))
-            .zip(grad.par_chunks(plane).zip(y.par_chunks(plane)))
-            .enumerate()
-            .for_each(|(i, ((dx, x), (grad, y)))| {
+        let grad_x = cpu::par_build(
+            x.len(),
+            plane,
+            || (),
+            |(), i, dx| {
                 let ch = i % c;
                 let inv_std = self.inv_std[ch];
                 let a = gamma[ch] * inv_std;
@@ -131,11 +129,14 @@ impl BatchNormOp {
                 let d = -a * grad_beta[ch] / count;
                 let [a, b, d] = [a, b, d].map(<T as WithDType>::from_f64);
                 let m = centre(ch);
+                let [x, grad, y] = [x, grad, y].map(|s| &s[i * plane..][..plane]);
                 cpu::zip_map(dx, [x, grad, y], |_, [x, grad, y]| {
                     a * at_norm(grad, y) + b * (x - m) + d
-                })
-            });
-        (grad_x, grad_gamma, grad_beta)
+                });
+                Ok(())
+            },
+        )?;
+        Ok((grad_x, grad_gamma, grad_beta))
     }
 
     fn forward<T: Float>(
@@ -159,11 +160,12 @@ impl BatchNormOp {
                 beta.len()
             );
         }
-        let mut y = vec![T::zero(); x.len()];
-        y.par_chunks_mut(h * w)
-            .zip(x.par_chunks(h * w))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
+        let relu = self.activation == Activation::Relu;
+        let y = cpu::par_build(
+            x.len(),
+            h * w,
+            || (),
+            |(), plane, y| {
                 let ch = plane % c;
                 // y = x·scale + shift, folded in f64 and applied in T.
                 let scale = WithDType::to_f64(gamma[ch]) * self.inv_std[ch];
@@ -172,7 +174,7 @@ impl BatchNormOp {
                     <T as WithDType>::from_f64(scale),
                     <T as WithDType>::from_f64(shift),
                 );
-                let relu = self.activation == Activation::Relu;
+                let x = &x[plane * h * w..][..h * w];
                 cpu::zip_map(y, [x], |_, [x]| {
                     let v = x * scale + shift;
                     if relu && v < T::zero() {
@@ -180,8 +182,10 @@ impl BatchNormOp {
                     } else {
                         v
                     }
-                })
-            });
+                });
+                Ok(())
+            },
+        )?;
         Ok((T::to_cpu_storage_owned(y), x_l.shape().clone()))
     }
 
@@ -201,7 +205,7 @@ impl BatchNormOp {
                     self.gradients(x, y, grad, &gamma, h * w)
                 })
             })
-        })???;
+        })????;
         let device = x.device();
         let c = gamma.len();
         let channel = |v: Vec<f64>| Tensor::from_vec(v, c, device)?.to_dtype(x.dtype());

@@ -129,41 +129,41 @@ impl ConvOp {
             .map(|(b, b_l)| cpu::slice::<T>(b, b_l, name))
             .transpose()?;
         let image_len: usize = d.image.iter().product();
-        let mut y = vec![T::zero(); d.batch * d.outputs * d.pixels];
-        y.par_chunks_mut(d.outputs * d.pixels)
-            .zip(x.par_chunks(image_len))
-            .try_for_each_init(
-                || vec![T::zero(); products.scratch_len(&d)],
-                |scratch, (y, x)| -> Result<()> {
-                    let bias_to_add = match products {
-                        Products::Im2col => {
-                            unfold(x, d.image, self.window, scratch);
-                            // The bias is the product's initial value.
-                            if let Some(bias) = bias {
-                                for (plane, &b) in y.chunks_mut(d.pixels).zip(bias) {
-                                    plane.fill(b);
-                                }
+        let y = cpu::par_build(
+            d.batch * d.outputs * d.pixels,
+            d.outputs * d.pixels,
+            || vec![T::zero(); products.scratch_len(&d)],
+            |scratch, image, y| -> Result<()> {
+                let x = &x[image * image_len..][..image_len];
+                let bias_to_add = match products {
+                    Products::Im2col => {
+                        unfold(x, d.image, self.window, scratch);
+                        // The bias is the product's initial value.
+                        if let Some(bias) = bias {
+                            for (plane, &b) in y.chunks_mut(d.pixels).zip(bias) {
+                                plane.fill(b);
                             }
-                            cpu::matmul_on_this_thread(
-                                Mat::row_major(w, d.outputs, d.patch),
-                                Mat::row_major(scratch.as_slice(), d.patch, d.pixels),
-                                MatMut::row_major(y, d.outputs, d.pixels),
-                                bias.is_some(),
-                            )?;
-                            None
                         }
-                        Products::Shifted(conv) => {
-                            let (padded, wide) = scratch.split_at_mut(conv.padded_len());
-                            conv.pad(x, padded);
-                            conv.forward(w, padded, wide)?;
-                            conv.narrow(wide, y);
-                            bias
-                        }
-                    };
-                    self.finish(y, bias_to_add, d.pixels);
-                    Ok(())
-                },
-            )?;
+                        cpu::matmul_on_this_thread(
+                            Mat::row_major(w, d.outputs, d.patch),
+                            Mat::row_major(scratch.as_slice(), d.patch, d.pixels),
+                            MatMut::row_major(y, d.outputs, d.pixels),
+                            bias.is_some(),
+                        )?;
+                        None
+                    }
+                    Products::Shifted(conv) => {
+                        let (padded, wide) = scratch.split_at_mut(conv.padded_len());
+                        conv.pad(x, padded);
+                        conv.forward(w, padded, wide)?;
+                        conv.narrow(wide, y);
+                        bias
+                    }
+                };
+                self.finish(y, bias_to_add, d.pixels);
+                Ok(())
+            },
+        )?;
         Ok((T::to_cpu_storage_owned(y), d.output_shape(self.window)))
     }
 
@@ -245,36 +245,34 @@ impl ConvOp {
             grad_b.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
         }
         let grad_x = if x.track_op() {
-            let mut grad_x = vec![T::zero(); d.batch * image_len];
-            cpu::with_slice(w, name, |w: &[T]| {
-                grad_x
-                    .par_chunks_mut(image_len)
-                    .zip(g.par_chunks(out_len))
-                    .try_for_each_init(
-                        || vec![T::zero(); products.scratch_len(&d)],
-                        |scratch, (grad_x, g)| -> Result<()> {
-                            match products {
-                                Products::Im2col => {
-                                    cpu::matmul_on_this_thread(
-                                        Mat::row_major(w, d.outputs, d.patch).t(),
-                                        Mat::row_major(g, d.outputs, d.pixels),
-                                        MatMut::row_major(scratch, d.patch, d.pixels),
-                                        false,
-                                    )?;
-                                    fold(scratch, d.image, self.window, grad_x);
-                                }
-                                Products::Shifted(conv) => {
-                                    let (padded_grad, wide_g) =
-                                        scratch.split_at_mut(conv.padded_len());
-                                    padded_grad.fill(T::zero());
-                                    conv.widen(g, wide_g);
-                                    conv.add_input_grad(w, wide_g, padded_grad)?;
-                                    conv.unpad(padded_grad, grad_x);
-                                }
+            let grad_x = cpu::with_slice(w, name, |w: &[T]| {
+                cpu::par_build(
+                    d.batch * image_len,
+                    image_len,
+                    || vec![T::zero(); products.scratch_len(&d)],
+                    |scratch, image, grad_x| -> Result<()> {
+                        let g = &g[image * out_len..][..out_len];
+                        match products {
+                            Products::Im2col => {
+                                cpu::matmul_on_this_thread(
+                                    Mat::row_major(w, d.outputs, d.patch).t(),
+                                    Mat::row_major(g, d.outputs, d.pixels),
+                                    MatMut::row_major(scratch, d.patch, d.pixels),
+                                    false,
+                                )?;
+                                fold(scratch, d.image, self.window, grad_x);
                             }
-                            Ok(())
-                        },
-                    )
+                            Products::Shifted(conv) => {
+                                let (padded_grad, wide_g) = scratch.split_at_mut(conv.padded_len());
+                                padded_grad.fill(T::zero());
+                                conv.widen(g, wide_g);
+                                conv.add_input_grad(w, wide_g, padded_grad)?;
+                                conv.unpad(padded_grad, grad_x);
+                            }
+                        }
+                        Ok(())
+                    },
+                )
             })??;
             Some(Tensor::from_vec(grad_x, x.shape(), x.device())?)
         } else {

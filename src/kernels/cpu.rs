@@ -85,17 +85,74 @@ pub fn zip_map<T: Copy, const N: usize>(
     )
 }
 
+/// Elements per task of the element-wise parallel loops: enough to amortise a task, few
+/// enough to share the work out.
+const CHUNK: usize = 1 << 14;
+
 /// [`zip_map`] in parallel over chunks of `dst`.
 pub fn par_zip_map<T: Copy + Send + Sync, const N: usize>(
     dst: &mut [T],
     srcs: [&[T]; N],
     f: impl Fn(T, [T; N]) -> T + Sync,
 ) {
-    /// Elements per task: enough to amortise a task, few enough to share the work out.
-    const CHUNK: usize = 1 << 14;
     dst.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(i, dst)| zip_map(dst, srcs.map(|s| &s[i * CHUNK..]), &f));
+}
+
+/// A new vector of `f([a[i], b[i], …])`, computed in parallel (see [`par_build`]). The
+/// sources are at least `len` long.
+pub fn par_map<T: Float, const N: usize>(
+    len: usize,
+    srcs: [&[T]; N],
+    f: impl Fn([T; N]) -> T + Sync,
+) -> Result<Vec<T>> {
+    par_build(
+        len,
+        CHUNK,
+        || (),
+        |(), i, dst| {
+            zip_map(dst, srcs.map(|s| &s[i * CHUNK..]), |_, v| f(v));
+            Ok(())
+        },
+    )
+}
+
+/// `len` zeros, written in parallel (see [`par_build`]), for an output that gemm or a
+/// scatter then writes.
+pub fn par_zeros<T: Float>(len: usize) -> Result<Vec<T>> {
+    par_build(len, CHUNK, || (), |(), _, _| Ok(()))
+}
+
+/// A new vector of `len` elements, built in parallel in chunks of `chunk`:
+/// `fill(state, i, dst)` writes chunk `i` (elements `i·chunk..`), which it gets zeroed,
+/// with `state` from `init` once per task (a scratch buffer, say).
+///
+/// Each chunk is zeroed by the thread that fills it, just before, while it is in that
+/// thread's cache. `vec![0; len]` zeroes the whole output on the calling thread first, a
+/// pass over memory the other threads wait for: in a profile of a ResNet-20 training
+/// step those zeroings were 6 % of the samples.
+pub fn par_build<T: Float, S>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .try_for_each_init(init, |state, (i, dst)| {
+            dst.fill(std::mem::MaybeUninit::new(T::zero()));
+            // SAFETY: every element of `dst` was written on the line above, and
+            // `MaybeUninit<T>` has the layout of `T`.
+            let dst = unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+            fill(state, i, dst)
+        })?;
+    // SAFETY: the chunks cover `0..len` and each was written above (a failure returned
+    // before this line, leaving the vector empty).
+    unsafe { out.set_len(len) };
+    Ok(out)
 }
 
 // A function of its own so that `dst` is a `noalias` argument: without that the
@@ -602,6 +659,42 @@ mod tests {
             par_zip_map(&mut dst, [&a, &b], |d, [x, y]| d + x * y);
             assert_eq!(dst, expected, "n = {n}");
         }
+    }
+
+    #[test]
+    fn a_vector_built_in_parallel_chunks_is_every_chunk_filled_once() {
+        for (len, chunk) in [(0, 4), (1, 4), (10, 3), (CHUNK + 5, CHUNK), (100, 0)] {
+            // Each chunk gets its index, offset by what it held on arrival (zero).
+            let built = par_build(
+                len,
+                chunk,
+                || (),
+                |(), i, dst: &mut [f64]| {
+                    dst.iter_mut().for_each(|v| *v += i as f64);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let expected: Vec<f64> = (0..len).map(|e| (e / chunk.max(1)) as f64).collect();
+            assert_eq!(built, expected, "len {len}, chunk {chunk}");
+            assert_eq!(par_zeros::<f32>(len).unwrap(), vec![0.0; len]);
+        }
+        let a: Vec<f32> = (0..CHUNK + 7).map(|v| v as f32).collect();
+        let mapped = par_map(a.len(), [&a, &a], |[x, y]| x * y).unwrap();
+        assert!(mapped.iter().zip(&a).all(|(&m, &v)| m == v * v));
+        // A chunk that fails is the whole build's error.
+        let failed = par_build(
+            64,
+            8,
+            || (),
+            |(), i, _: &mut [f32]| {
+                if i == 5 {
+                    candle_core::bail!("chunk {i}")
+                }
+                Ok(())
+            },
+        );
+        assert!(failed.unwrap_err().to_string().contains("chunk 5"));
     }
 
     #[test]

@@ -13,7 +13,6 @@ use super::cpu::{self, Float, Mat, MatMut};
 use super::Activation;
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 /// `activation(x · weightᵀ + bias)` as one op; CPU tensors of one float dtype.
 pub fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, activation: Activation) -> Result<Tensor> {
@@ -51,9 +50,15 @@ impl DenseOp {
         );
         // The bias rows (the product's initial value) and the ReLU in parallel, as the
         // product is: evaluation runs batches of 2048 rows.
-        let mut y = vec![T::zero(); batch * outputs];
-        y.par_chunks_mut(outputs)
-            .for_each(|row| row.copy_from_slice(b));
+        let mut y = cpu::par_build(
+            batch * outputs,
+            outputs,
+            || (),
+            |(), _, row| {
+                row.copy_from_slice(b);
+                Ok(())
+            },
+        )?;
         cpu::matmul(
             Mat::row_major(x, batch, inputs),
             Mat::row_major(w, outputs, inputs).t(),
@@ -101,7 +106,7 @@ impl DenseOp {
             cpu::zip_map(&mut grad_b, [row], |sum, [v]| sum + v);
         }
         let g_mat = Mat::row_major(g, batch, outputs);
-        let mut grad_w = vec![T::zero(); outputs * inputs];
+        let mut grad_w = cpu::par_zeros(outputs * inputs)?;
         cpu::with_slice(x, name, |x: &[T]| {
             cpu::matmul(
                 g_mat.t(),
@@ -112,7 +117,7 @@ impl DenseOp {
         })??;
         // Data (no graph, not a variable) needs no gradient.
         let grad_x = if x.track_op() {
-            let mut grad_x = vec![T::zero(); batch * inputs];
+            let mut grad_x = cpu::par_zeros(batch * inputs)?;
             cpu::with_slice(w, name, |w: &[T]| {
                 cpu::matmul(
                     g_mat,

@@ -3,7 +3,6 @@
 use super::cpu::{self, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 /// 2×2 max pooling with stride 2.
 ///
@@ -52,10 +51,16 @@ impl MaxPool2 {
 
     fn forward<T: Float>(x: &[T], layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
-        let mut y = vec![T::zero(); x.len() / 4];
-        y.par_chunks_mut(h * w / 4)
-            .zip(x.par_chunks(h * w))
-            .for_each(|(y, x)| Self::windows(x, w, |out, best| y[out] = x[best]));
+        let y = cpu::par_build(
+            x.len() / 4,
+            h * w / 4,
+            || (),
+            |(), plane, y| {
+                let x = &x[plane * h * w..][..h * w];
+                Self::windows(x, w, |out, best| y[out] = x[best]);
+                Ok(())
+            },
+        )?;
         Ok((
             T::to_cpu_storage_owned(y),
             Shape::from((n, c, h / 2, w / 2)),
@@ -67,16 +72,19 @@ impl MaxPool2 {
         let name = "max pooling";
         let grad_x = cpu::with_slice(x, name, |x: &[T]| {
             cpu::with_slice(grad, name, |grad: &[T]| {
-                let mut grad_x = vec![T::zero(); x.len()];
-                grad_x
-                    .par_chunks_mut(h * w)
-                    .zip(x.par_chunks(h * w).zip(grad.par_chunks(h * w / 4)))
-                    .for_each(|(grad_x, (x, grad))| {
-                        Self::windows(x, w, |out, best| grad_x[best] = grad[out])
-                    });
-                grad_x
+                cpu::par_build(
+                    x.len(),
+                    h * w,
+                    || (),
+                    |(), plane, grad_x| {
+                        let x = &x[plane * h * w..][..h * w];
+                        let grad = &grad[plane * h * w / 4..][..h * w / 4];
+                        Self::windows(x, w, |out, best| grad_x[best] = grad[out]);
+                        Ok(())
+                    },
+                )
             })
-        })??;
+        })???;
         Tensor::from_vec(grad_x, x.shape(), x.device())
     }
 }

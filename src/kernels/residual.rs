@@ -38,8 +38,7 @@ impl AddRelu {
             cpu::slice::<T>(a, a_l, name)?,
             cpu::slice::<T>(b, b_l, name)?,
         );
-        let mut y = vec![T::zero(); a.len()];
-        cpu::par_zip_map(&mut y, [a, b], |_, [a, b]| {
+        let y = cpu::par_map(a.len(), [a, b], |[a, b]| {
             let sum = a + b;
             // NaN stays NaN (a diverged run shows as one), as in PyTorch.
             if sum < T::zero() {
@@ -47,7 +46,7 @@ impl AddRelu {
             } else {
                 sum
             }
-        });
+        })?;
         Ok((T::to_cpu_storage_owned(y), a_l.shape().clone()))
     }
 }

@@ -5,8 +5,9 @@
 //! runs about a dozen whole-tensor ops forward (and more backward), and returns a
 //! transposed view that every later op reads strided. The fused op makes one pass for
 //! the statistics and one to normalise, and backward one reduction pass and one
-//! element-wise pass, all in NCHW order. Evaluation and other devices use candle-nn's
-//! implementation over the same variables.
+//! element-wise pass, all in NCHW order; evaluation runs the same forward pass with the
+//! running statistics. Other devices and dtypes use candle-nn's implementation over the
+//! same variables.
 
 use crate::kernels::cpu::{self, Float};
 use crate::kernels::{self, Activation};
@@ -63,6 +64,30 @@ impl BatchNorm2d {
         self.activation.apply(&self.composite.forward_t(x, train)?)
     }
 
+    /// Evaluation with the running statistics, as the training op's forward pass. Its
+    /// backward pass is that of batch statistics, so no graph is recorded here (nothing
+    /// differentiates through a network in evaluation). candle-nn's evaluation makes five
+    /// broadcast passes over the batch and the ReLU a sixth; ResNet-20's validation ran
+    /// at about 600 images/s with it, under three times its training rate.
+    fn evaluate_fused(&self, x: &Tensor) -> Result<Tensor> {
+        let statistic = |running: &Var| -> Result<Vec<f64>> {
+            running.as_tensor().to_dtype(DType::F64)?.to_vec1::<f64>()
+        };
+        let mean = statistic(&self.running_mean)?;
+        let inv_std = statistic(&self.running_var)?
+            .iter()
+            .map(|v| 1.0 / (v + EPS).sqrt())
+            .collect();
+        kernels::batch_norm::batch_norm(
+            &x.detach().contiguous()?,
+            &self.weight.detach(),
+            &self.bias.detach(),
+            mean,
+            inv_std,
+            self.activation,
+        )
+    }
+
     fn forward_fused<T: Float>(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let count = n * h * w;
@@ -100,8 +125,11 @@ impl BatchNorm2d {
 impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let same_dtype = self.weight.dtype() == x.dtype() && self.bias.dtype() == x.dtype();
-        if !(train && same_dtype && cpu::applies(x)) {
+        if !(same_dtype && cpu::applies(x)) {
             return self.forward_composite(x, train);
+        }
+        if !train {
+            return self.evaluate_fused(x);
         }
         match x.dtype() {
             DType::F32 => self.forward_fused::<f32>(x),

@@ -587,6 +587,9 @@ fn the_fused_batch_norm_equals_candles_in_values_gradients_and_running_statistic
         );
         let eb = activation.apply(&eb).unwrap();
         assert!(max_abs_diff(&ea, &eb) < 1e-12, "{case}: evaluation");
+        // The fused op's backward pass is that of batch statistics, so evaluation records
+        // no graph rather than a wrong one.
+        assert!(!ea.track_op(), "{case}: evaluation is not differentiable");
     }
 }
 

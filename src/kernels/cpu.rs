@@ -523,6 +523,40 @@ mod tests {
     }
 
     #[test]
+    fn a_product_with_a_row_major_weight_matches_the_definition() {
+        // `x · wᵀ` with w row-major [n, k]: gemm packs w's rows (vendor/gemm-common),
+        // 16 at a time through registers where it can. Full 64-row panels, partial ones
+        // with and without whole strips of 16 rows, k with and without a remainder of
+        // 16, and a power-of-two row stride; integer values keep every sum exact, so
+        // any misplaced element shows.
+        for (m, k, n) in [
+            (5, 37, 130),
+            (128, 512, 64),
+            (3, 16, 200),
+            (7, 15, 70),
+            (9, 40, 25),
+            (4, 48, 22),
+        ] {
+            let x: Vec<f32> = (0..m * k).map(|v| (v * 7 % 11) as f32 - 5.0).collect();
+            let w: Vec<f32> = (0..n * k).map(|v| (v * 13 % 17) as f32 - 8.0).collect();
+            let mut y = vec![f32::NAN; m * n];
+            matmul(
+                Mat::row_major(&x, m, k),
+                Mat::row_major(&w, n, k).t(),
+                MatMut::row_major(&mut y, m, n),
+                false,
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let expect: f32 = (0..k).map(|l| x[i * k + l] * w[j * k + l]).sum();
+                    assert_eq!(y[i * n + j], expect, "{m}x{k}x{n} at ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_product_split_over_threads_is_the_single_threaded_one_bit_for_bit() {
         // Tall and wide products (split by rows, then by columns) above the threshold,
         // with sizes no block divides, into a strided destination with gaps, accumulated.

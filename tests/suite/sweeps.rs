@@ -195,10 +195,16 @@ fn a_sweep_killed_at_random_moments_ends_with_the_uninterrupted_results() {
         let ws = Workspace::new();
         let file = ws.write("sweep.json", &sweep);
         let mut kept = BTreeMap::new();
+        // Trials since a run last completed. On a machine busier than during the
+        // uninterrupted sweep, start-up and a run's remaining epochs can outlast
+        // `longest` every time; after each ten such trials the delays may run twice as
+        // long, so that the round still finishes (and the kills still land anywhere).
+        let mut stalled = 0;
         for trial in 1.. {
             assert!(trial <= 100, "round {round}: the sweep never finished");
             let mut child = spawn_group(ws.run_command(&file, &[]));
-            let delay = Duration::from_millis(rng.random_range(10..longest));
+            let reach = longest << (stalled / 10).min(4);
+            let delay = Duration::from_millis(rng.random_range(10..reach));
             let deadline = Instant::now() + delay;
             let status = loop {
                 if let Some(status) = child.try_wait().unwrap() {
@@ -218,6 +224,11 @@ fn a_sweep_killed_at_random_moments_ends_with_the_uninterrupted_results() {
                     "round {round} trial {trial} changed a completed result"
                 );
             }
+            stalled = if now.len() > kept.len() {
+                0
+            } else {
+                stalled + 1
+            };
             kept = now;
             if status.success() {
                 eprintln!("round {round} trial {trial}: finished the sweep");

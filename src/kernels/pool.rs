@@ -49,6 +49,22 @@ impl MaxPool2 {
         }
     }
 
+    /// The maxima of one output row's windows, from their two input rows: the value
+    /// [`Self::windows`] picks (the first of the window's candidates that no later one
+    /// exceeds), as selects the compiler vectorises. The forward pass needs no index; a
+    /// branch per comparison, mispredicted on a window's random maximum, made this
+    /// pooling a quarter of a LeNet-5 evaluation.
+    fn row_maxima<T: Float>(top: &[T], bottom: &[T], y: &mut [T]) {
+        let larger = |best: T, c: T| if c > best { c } else { best };
+        for ((y, top), bottom) in y
+            .iter_mut()
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+        {
+            *y = larger(larger(larger(top[0], top[1]), bottom[0]), bottom[1]);
+        }
+    }
+
     fn forward<T: Float>(x: &[T], layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
         let y = cpu::par_build(
@@ -57,7 +73,10 @@ impl MaxPool2 {
             || (),
             |(), plane, y| {
                 let x = &x[plane * h * w..][..h * w];
-                Self::windows(x, w, |out, best| y[out] = x[best]);
+                for (rows, y) in x.chunks_exact(2 * w).zip(y.chunks_exact_mut(w / 2)) {
+                    let (top, bottom) = rows.split_at(w);
+                    Self::row_maxima(top, bottom, y);
+                }
                 Ok(())
             },
         )?;
@@ -103,5 +122,46 @@ impl CustomOp1 for MaxPool2 {
         Ok(Some(
             cpu::with_float!(x.dtype(), "max pooling", T => Self::backward::<T>(x, grad)?),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forward pass's selects give, bit for bit, the value at the index the backward
+    /// pass routes the gradient to: on ties, signed zeros and NaN too.
+    #[test]
+    fn the_forward_maxima_are_the_values_at_the_backward_passs_indices() {
+        let (h, w) = (6, 8);
+        let candidates = [
+            1.0,
+            2.0,
+            2.0,
+            0.0,
+            -0.0,
+            -1.0,
+            f32::NAN,
+            2.0,
+            -0.0,
+            0.0,
+            1.0,
+        ];
+        let plane: Vec<f32> = (0..h * w)
+            .map(|i| candidates[(i * 7 + i / 5) % candidates.len()])
+            .collect();
+        let mut by_index = vec![0.0f32; h * w / 4];
+        MaxPool2::windows(&plane, w, |out, best| by_index[out] = plane[best]);
+        let mut by_select = vec![0.0f32; h * w / 4];
+        for (rows, y) in plane
+            .chunks_exact(2 * w)
+            .zip(by_select.chunks_exact_mut(w / 2))
+        {
+            let (top, bottom) = rows.split_at(w);
+            MaxPool2::row_maxima(top, bottom, y);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&by_select), bits(&by_index));
+        assert!(by_index.iter().any(|v| v.is_nan()) && by_index.contains(&2.0));
     }
 }

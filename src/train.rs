@@ -12,6 +12,7 @@
 use crate::calibration::catalog::{self, ACCURACY, ECE, NLL};
 use crate::calibration::{self, Metrics, Predictions};
 use crate::data::{self, Dataset, Split};
+use crate::kernels::cpu;
 use crate::loss::{Loss, Mix};
 use crate::memory;
 use crate::model::{self, Classifier, Model, Pass};
@@ -393,20 +394,22 @@ pub fn train_step(
     mix: Option<&Mix>,
     dropout: &mut ChaCha8Rng,
 ) -> Result<(Tensor, Tensor)> {
-    let logits = model.classifier.logits(x, &mut Pass::Train(dropout))?;
-    let value = match mix {
-        Some(mix) => loss.compute_mixed(&logits, y, mix)?,
-        None => loss.compute(&logits, y)?,
-    };
-    optimizer.backward_step(&value)?;
-    let logits = logits.detach();
-    let correct = logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?;
-    let nll = candle_nn::ops::log_softmax(&logits, 1)?
-        .gather(&y.unsqueeze(1)?, 1)?
-        .sum_all()?
-        .neg()?
-        .to_dtype(DType::F32)?;
-    Ok((value.detach(), Tensor::stack(&[correct, nll], 0)?))
+    cpu::on_pool(x.device(), || {
+        let logits = model.classifier.logits(x, &mut Pass::Train(dropout))?;
+        let value = match mix {
+            Some(mix) => loss.compute_mixed(&logits, y, mix)?,
+            None => loss.compute(&logits, y)?,
+        };
+        optimizer.backward_step(&value)?;
+        let logits = logits.detach();
+        let correct = logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?;
+        let nll = candle_nn::ops::log_softmax(&logits, 1)?
+            .gather(&y.unsqueeze(1)?, 1)?
+            .sum_all()?
+            .neg()?
+            .to_dtype(DType::F32)?;
+        Ok((value.detach(), Tensor::stack(&[correct, nll], 0)?))
+    })
 }
 
 /// The validation pass after each epoch: the validation split's logits in evaluation
@@ -583,11 +586,15 @@ pub fn predict(
     batch: usize,
 ) -> Result<Predictions> {
     let n = split.len();
-    let mut chunks = Vec::with_capacity(n.div_ceil(batch));
-    for start in (0..n).step_by(batch) {
-        let x = split.x.narrow(0, start, batch.min(n - start))?;
-        chunks.push(classifier.logits(&x, &mut Pass::Eval)?.detach());
-    }
+    let chunks = cpu::on_pool(split.x.device(), || {
+        (0..n)
+            .step_by(batch)
+            .map(|start| {
+                let x = split.x.narrow(0, start, batch.min(n - start))?;
+                Ok(classifier.logits(&x, &mut Pass::Eval)?.detach())
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     let logits = Tensor::cat(&chunks, 0)?
         .to_dtype(DType::F32)?
         .flatten_all()?

@@ -58,6 +58,14 @@ impl Products {
             Self::Shifted(conv) => conv.padded_len() + conv.wide_len(),
         }
     }
+
+    /// Length of the per-thread scratch buffer the weight gradient needs.
+    fn weight_grad_scratch_len(&self, d: &Dims) -> usize {
+        match self {
+            Self::Im2col => d.patch * d.pixels,
+            Self::Shifted(conv) => conv.channels_last_len() + conv.wide_len(),
+        }
+    }
 }
 
 /// The sizes of one convolution.
@@ -223,7 +231,7 @@ impl ConvOp {
             g.par_chunks(out_len * IMAGES_PER_PARTIAL)
                 .zip(x.par_chunks(image_len * IMAGES_PER_PARTIAL))
                 .map_init(
-                    || vec![T::zero(); products.scratch_len(&d)],
+                    || vec![T::zero(); products.weight_grad_scratch_len(&d)],
                     |scratch, (g, x)| -> Result<_> {
                         let mut grad_w = vec![T::zero(); d.outputs * d.patch];
                         let mut grad_b = vec![T::zero(); d.outputs];
@@ -243,6 +251,11 @@ impl ConvOp {
         for (w, b) in partials {
             grad_w.iter_mut().zip(w).for_each(|(sum, v)| *sum += v);
             grad_b.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
+        }
+        if let Products::Shifted(conv) = products {
+            let channels_last =
+                std::mem::replace(&mut grad_w, vec![T::zero(); d.outputs * d.patch]);
+            conv.weight_from_channels_last(&channels_last, &mut grad_w);
         }
         let grad_x = if x.track_op() {
             let grad_x = cpu::with_slice(w, name, |w: &[T]| {
@@ -322,8 +335,8 @@ impl ConvOp {
                 )
             }
             Products::Shifted(conv) => {
-                let (padded, wide_g) = scratch.split_at_mut(conv.padded_len());
-                conv.pad(x, padded);
+                let (padded, wide_g) = scratch.split_at_mut(conv.channels_last_len());
+                conv.pad_channels_last(x, padded);
                 conv.widen(g, wide_g);
                 conv.add_weight_grad(wide_g, padded, grad_w)
             }

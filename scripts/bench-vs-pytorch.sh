@@ -26,8 +26,9 @@
 #
 # Settings, from the environment: MODES (steps,epoch), THREADS (default: nproc), ROUNDS
 # (2), STEPS (20), REPEATS (5), WARMUP (5), BATCH (128), MODELS
-# (mlp-sgd,mlp-adamw,lenet5,resnet20, for the steps), EPOCH_MODELS (mlp-sgd,mlp-adamw,
-# lenet5; add resnet20 for its epoch: about 25 minutes on 2 cores at the defaults),
+# (mlp-sgd,mlp-adamw,lenet5,resnet20, for the steps; also lenet5-adamw, resnet20-adamw),
+# EPOCH_MODELS (mlp-sgd,mlp-adamw,lenet5,lenet5-adamw; add resnet20 and resnet20-adamw for
+# their epochs: about 25 minutes each on 2 cores at the defaults),
 # EPOCHS (2), WARMUP_EPOCHS (1), MNIST_DIR, OUT (target/bench-vs-pytorch: the JSON files
 # and summary.json), SMOOTHLAB (a smoothlab binary; default: cargo build --release).
 set -euo pipefail
@@ -41,7 +42,7 @@ REPEATS=${REPEATS:-5}
 WARMUP=${WARMUP:-5}
 BATCH=${BATCH:-128}
 MODELS=${MODELS:-mlp-sgd,mlp-adamw,lenet5,resnet20}
-EPOCH_MODELS=${EPOCH_MODELS:-mlp-sgd,mlp-adamw,lenet5}
+EPOCH_MODELS=${EPOCH_MODELS:-mlp-sgd,mlp-adamw,lenet5,lenet5-adamw}
 EPOCHS=${EPOCHS:-2}
 WARMUP_EPOCHS=${WARMUP_EPOCHS:-1}
 MNIST_DIR=${MNIST_DIR:-data/mnist}
@@ -80,7 +81,7 @@ fi
 
 if [[ ,$MODES, == *,epoch,* ]]; then
     cifar=""
-    if [[ ,$EPOCH_MODELS, == *,resnet20,* ]]; then
+    if [[ ,$EPOCH_MODELS, == *,resnet20* ]]; then
         cifar=$(mktemp -d /tmp/smoothlab-bench-cifar.XXXXXX)
         trap 'rm -rf "$cifar"' EXIT
         "$PYTHON" scripts/bench_pytorch.py write-cifar "$cifar" >&2
@@ -95,7 +96,7 @@ if [[ ,$MODES, == *,epoch,* ]]; then
     for round in $(seq 1 "$ROUNDS"); do
         for model in "${epoch_models[@]}"; do
             data=$MNIST_DIR
-            [[ $model == resnet20 ]] && data=$cifar
+            [[ $model == resnet20* ]] && data=$cifar
             echo "== epoch, round $round/$ROUNDS, $model: PyTorch" >&2
             "$PYTHON" scripts/bench_pytorch.py epoch --model "$model" --data "$data" \
                 "${epoch_args[@]}" --threads "$THREADS" \

@@ -42,7 +42,7 @@ from torch import nn  # noqa: E402
 CLASSES = 10
 SMOOTHING = 0.1
 DISTINCT_BATCHES = 20
-CASES = ["mlp-sgd", "mlp-adamw", "lenet5", "resnet20"]
+CASES = ["mlp-sgd", "mlp-adamw", "lenet5", "lenet5-adamw", "resnet20", "resnet20-adamw"]
 
 
 class Mlp(nn.Module):
@@ -154,8 +154,12 @@ def case_setup(case):
         return "MLP 784-512-512-10", Mlp(), [1, 28, 28], make_adamw, adamw
     if case == "lenet5":
         return "LeNet-5", Lenet5(), [1, 28, 28], make_sgd, sgd
+    if case == "lenet5-adamw":
+        return "LeNet-5", Lenet5(), [1, 28, 28], make_adamw, adamw
     if case == "resnet20":
         return "ResNet-20", Resnet(20, 16), [3, 32, 32], make_sgd, sgd
+    if case == "resnet20-adamw":
+        return "ResNet-20", Resnet(20, 16), [3, 32, 32], make_adamw, adamw
     raise SystemExit(f"unknown case {case!r}: expected one of {', '.join(CASES)}")
 
 

@@ -35,33 +35,44 @@ pub enum ModelCase {
     MlpSgd,
     MlpAdamw,
     Lenet5,
+    Lenet5Adamw,
     Resnet20,
+    Resnet20Adamw,
 }
 
 impl ModelCase {
-    pub const ALL: [Self; 4] = [Self::MlpSgd, Self::MlpAdamw, Self::Lenet5, Self::Resnet20];
+    pub const ALL: [Self; 6] = [
+        Self::MlpSgd,
+        Self::MlpAdamw,
+        Self::Lenet5,
+        Self::Lenet5Adamw,
+        Self::Resnet20,
+        Self::Resnet20Adamw,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::MlpSgd => "mlp-sgd",
             Self::MlpAdamw => "mlp-adamw",
             Self::Lenet5 => "lenet5",
+            Self::Lenet5Adamw => "lenet5-adamw",
             Self::Resnet20 => "resnet20",
+            Self::Resnet20Adamw => "resnet20-adamw",
         }
     }
 
     pub(super) fn model_name(self) -> &'static str {
         match self {
             Self::MlpSgd | Self::MlpAdamw => "MLP 784-512-512-10",
-            Self::Lenet5 => "LeNet-5",
-            Self::Resnet20 => "ResNet-20",
+            Self::Lenet5 | Self::Lenet5Adamw => "LeNet-5",
+            Self::Resnet20 | Self::Resnet20Adamw => "ResNet-20",
         }
     }
 
     /// One sample: MNIST-shaped for the MLP and LeNet-5, CIFAR-shaped for the ResNet.
     pub(super) fn input(self) -> [usize; 3] {
         match self {
-            Self::Resnet20 => [3, 32, 32],
+            Self::Resnet20 | Self::Resnet20Adamw => [3, 32, 32],
             _ => [1, 28, 28],
         }
     }
@@ -72,8 +83,8 @@ impl ModelCase {
                 hidden: vec![512, 512],
                 dropout: 0.0,
             }),
-            Self::Lenet5 => ModelSpec::Lenet5(Lenet5Spec::default()),
-            Self::Resnet20 => ModelSpec::Resnet(ResnetSpec {
+            Self::Lenet5 | Self::Lenet5Adamw => ModelSpec::Lenet5(Lenet5Spec::default()),
+            Self::Resnet20 | Self::Resnet20Adamw => ModelSpec::Resnet(ResnetSpec {
                 depth: 20,
                 width: 16,
             }),
@@ -84,11 +95,13 @@ impl ModelCase {
     /// and weight decay 0.01: what `scripts/bench_pytorch.py` uses too.
     pub fn optimizer(self) -> OptimizerSpec {
         match self {
-            Self::MlpAdamw => OptimizerSpec::Adamw(AdamwSpec {
-                lr: 1e-3,
-                weight_decay: 0.01,
-                ..AdamwSpec::default()
-            }),
+            Self::MlpAdamw | Self::Lenet5Adamw | Self::Resnet20Adamw => {
+                OptimizerSpec::Adamw(AdamwSpec {
+                    lr: 1e-3,
+                    weight_decay: 0.01,
+                    ..AdamwSpec::default()
+                })
+            }
             _ => OptimizerSpec::Sgd(SgdSpec {
                 lr: 0.01,
                 momentum: 0.9,
@@ -420,4 +433,30 @@ fn random_pool(input: [usize; 3], batch: usize, device: &Device) -> Result<(Spli
         },
         Tensor::from_vec(order, n, device)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each case's name parses back to it, and an `-adamw` case is its SGD twin's model,
+    /// input and label with AdamW in place of SGD: the pairs `bench-vs-pytorch.sh`
+    /// compares with the same pairs in `bench_pytorch.py`.
+    #[test]
+    fn the_adamw_cases_are_their_sgd_twins_with_adamw() {
+        for case in ModelCase::ALL {
+            assert_eq!(case.name().parse::<ModelCase>(), Ok(case));
+            let adamw = matches!(case.optimizer(), OptimizerSpec::Adamw(_));
+            assert_eq!(adamw, case.name().ends_with("-adamw"), "{case}");
+        }
+        for (sgd, adamw) in [
+            (ModelCase::MlpSgd, ModelCase::MlpAdamw),
+            (ModelCase::Lenet5, ModelCase::Lenet5Adamw),
+            (ModelCase::Resnet20, ModelCase::Resnet20Adamw),
+        ] {
+            assert_eq!(sgd.model_name(), adamw.model_name());
+            assert_eq!(sgd.input(), adamw.input());
+            assert_eq!(sgd.model(), adamw.model());
+        }
+    }
 }

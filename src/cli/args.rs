@@ -465,7 +465,8 @@ pub struct CalibrationBenchArgs {
 
 #[derive(Args)]
 pub struct ModelsBenchArgs {
-    /// Cases to run, comma-separated: mlp-sgd, mlp-adamw, lenet5, resnet20.
+    /// Cases to run, comma-separated: mlp-sgd, mlp-adamw, lenet5, lenet5-adamw, resnet20,
+    /// resnet20-adamw.
     #[arg(
         long,
         value_delimiter = ',',
@@ -491,7 +492,7 @@ pub struct ModelsBenchArgs {
 
 #[derive(Args)]
 pub struct EpochBenchArgs {
-    /// The case to train: mlp-sgd, mlp-adamw, lenet5, resnet20.
+    /// The case to train: mlp-sgd, mlp-adamw, lenet5, lenet5-adamw, resnet20, resnet20-adamw.
     #[arg(long, default_value = "mlp-sgd")]
     pub model: smoothlab::bench::ModelCase,
     /// Its loss: ls (ε = 0.1), ce, focal, flsd53, cp, brier, mmce, mbls.

@@ -100,7 +100,7 @@ fn bench_models_rejects_an_unknown_model() {
     let out = ws.smoothlab(&["bench", "models", "--models", "mlp-sgd,vgg"]);
     assert_exit!(out, 2);
     assert!(
-        stderr(&out).contains("mlp-sgd, mlp-adamw, lenet5, resnet20"),
+        stderr(&out).contains("mlp-sgd, mlp-adamw, lenet5, lenet5-adamw, resnet20, resnet20-adamw"),
         "{}",
         stderr(&out)
     );

@@ -11,7 +11,8 @@
 //!   product's initial value. Backward, the weight gradient is one product per image
 //!   accumulated per fixed group of images, the input gradient one product and a col2im;
 //! - kernel offsets ([`ShiftedConv`]), for stride-1 layers with enough channels: k·k
-//!   products over the padded image, with no unfolded copy.
+//!   products over the padded image, with no unfolded copy (the weight gradient: k
+//!   products over a channels-last copy of it).
 //!
 //! The images get no gradient (`smoothlab bench train` compares it with candle's).
 
@@ -51,7 +52,8 @@ enum Products {
 }
 
 impl Products {
-    /// Length of the per-thread scratch buffer each pass needs.
+    /// Length of the per-thread scratch buffer the forward pass and the input gradient
+    /// need.
     fn scratch_len(&self, d: &Dims) -> usize {
         match self {
             Self::Im2col => d.patch * d.pixels,

@@ -542,11 +542,11 @@ mod tests {
 
     #[test]
     fn a_product_with_a_row_major_weight_matches_the_definition() {
-        // `x · wᵀ` with w row-major [n, k]: gemm packs w's rows (vendor/gemm-common),
-        // 16 at a time through registers where it can. Full 64-row panels, partial ones
-        // with and without whole strips of 16 rows, k with and without a remainder of
-        // 16, and a power-of-two row stride; integer values keep every sum exact, so
-        // any misplaced element shows.
+        // `x · wᵀ` with w row-major [n, k]: gemm packs w's rows (vendor/gemm-common)
+        // through registers where it can, 16×16 with AVX-512, 8×8 with AVX. Full panels,
+        // partial ones with and without whole strips of 16 or 8 rows, k with and without
+        // a remainder of 16 or 8, and a power-of-two row stride; integer values keep
+        // every sum exact, so any misplaced element shows.
         for (m, k, n) in [
             (5, 37, 130),
             (128, 512, 64),

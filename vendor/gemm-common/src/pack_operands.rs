@@ -154,9 +154,9 @@ unsafe fn quick_copy<T: Copy>(dst: *mut T, src: *const T, n: usize) {
 /// Read `N` rows at a time: the `DST_WIDTH` rows read together for each `k` lie in a few
 /// L1 sets when `src_rs` is a power of two, which cannot hold them all, so that nearly
 /// every element missed the cache (a fifth to a third of a 128 × 512 × 512 product's
-/// time). With 4-byte elements read along `k` (`src_cs == 1`) and AVX-512, each
-/// strip of 16 rows is moved 16×16 at a time through registers instead of element by
-/// element.
+/// time). With 4-byte elements read along `k` (`src_cs == 1`), each strip of 16 rows
+/// is moved 16×16 at a time through registers with AVX-512, and each strip of 8 (the
+/// strips of AVX2's panels) 8×8 at a time with AVX, instead of element by element.
 #[inline(always)]
 unsafe fn pack_strided<T: Copy, const N: usize, const DST_WIDTH: usize>(
     dst: *mut T,
@@ -182,6 +182,18 @@ unsafe fn pack_strided<T: Copy, const N: usize, const DST_WIDTH: usize>(
         {
             done = k / 16 * 16;
             x86_avx512::transpose_strip(dst as *mut f32, src as *const f32, src_rs, DST_WIDTH, done);
+            src = src.wrapping_offset(done as isize);
+            dst = dst.add(done * DST_WIDTH);
+        }
+        #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64")))]
+        if rows == 8
+            && core::mem::size_of::<T>() == 4
+            && src_cs == 1
+            && k >= 8
+            && std::is_x86_feature_detected!("avx")
+        {
+            done = k / 8 * 8;
+            x86_avx::transpose_strip(dst as *mut f32, src as *const f32, src_rs, DST_WIDTH, done);
             src = src.wrapping_offset(done as isize);
             dst = dst.add(done * DST_WIDTH);
         }
@@ -262,6 +274,56 @@ mod x86_avx512 {
                 for (column, v) in columns {
                     _mm512_storeu_ps(out.add(column * dst_stride), v);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64")))]
+mod x86_avx {
+    #[cfg(target_arch = "x86")]
+    use core::arch::x86::*;
+    #[cfg(target_arch = "x86_64")]
+    use core::arch::x86_64::*;
+
+    /// `dst[k·dst_stride + j] = src[j·src_rs + k]` for `j < 8`, `k < k_len` (a multiple
+    /// of 8), one 8×8 block at a time: the strips of 8 rows that AVX2's 16-row panels
+    /// are read in.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn transpose_strip(
+        dst: *mut f32,
+        src: *const f32,
+        src_rs: isize,
+        dst_stride: usize,
+        k_len: usize,
+    ) {
+        for block in (0..k_len).step_by(8) {
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (j, row) in r.iter_mut().enumerate() {
+                *row = _mm256_loadu_ps(src.offset(j as isize * src_rs).add(block));
+            }
+            // 32-bit interleaves, then 64-bit ones: u[4h + c] holds, in its 128-bit
+            // lane l, column 4l + c of rows 4h..4h + 4.
+            let mut t = [_mm256_setzero_ps(); 8];
+            for i in 0..4 {
+                t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            let mut u = [_mm256_setzero_ps(); 8];
+            for h in 0..2 {
+                let (a, b, c, d) = (t[4 * h], t[4 * h + 1], t[4 * h + 2], t[4 * h + 3]);
+                u[4 * h] = _mm256_shuffle_ps::<0x44>(a, c);
+                u[4 * h + 1] = _mm256_shuffle_ps::<0xee>(a, c);
+                u[4 * h + 2] = _mm256_shuffle_ps::<0x44>(b, d);
+                u[4 * h + 3] = _mm256_shuffle_ps::<0xee>(b, d);
+            }
+            // Column 4l + c: lane l of u[c] (rows 0..4) and of u[4 + c] (rows 4..8).
+            let out = dst.add(block * dst_stride);
+            for c in 0..4 {
+                let low = _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c]);
+                let high = _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c]);
+                _mm256_storeu_ps(out.add(c * dst_stride), low);
+                _mm256_storeu_ps(out.add((4 + c) * dst_stride), high);
             }
         }
     }

@@ -174,28 +174,22 @@ unsafe fn pack_strided<T: Copy, const N: usize, const DST_WIDTH: usize>(
         let mut dst = dst.add(first);
         let mut done = 0;
         #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64")))]
-        if rows == 16
-            && core::mem::size_of::<T>() == 4
-            && src_cs == 1
-            && k >= 16
-            && std::is_x86_feature_detected!("avx512f")
-        {
-            done = k / 16 * 16;
-            x86_avx512::transpose_strip(dst as *mut f32, src as *const f32, src_rs, DST_WIDTH, done);
-            src = src.wrapping_offset(done as isize);
-            dst = dst.add(done * DST_WIDTH);
-        }
-        #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64")))]
-        if rows == 8
-            && core::mem::size_of::<T>() == 4
-            && src_cs == 1
-            && k >= 8
-            && std::is_x86_feature_detected!("avx")
-        {
-            done = k / 8 * 8;
-            x86_avx::transpose_strip(dst as *mut f32, src as *const f32, src_rs, DST_WIDTH, done);
-            src = src.wrapping_offset(done as isize);
-            dst = dst.add(done * DST_WIDTH);
+        if core::mem::size_of::<T>() == 4 && src_cs == 1 && k >= rows {
+            type Transpose = unsafe fn(*mut f32, *const f32, isize, usize, usize);
+            let transpose: Option<Transpose> =
+                if rows == 16 && std::is_x86_feature_detected!("avx512f") {
+                    Some(x86_avx512::transpose_strip)
+                } else if rows == 8 && std::is_x86_feature_detected!("avx") {
+                    Some(x86_avx::transpose_strip)
+                } else {
+                    None
+                };
+            if let Some(transpose) = transpose {
+                done = k / rows * rows;
+                transpose(dst as *mut f32, src as *const f32, src_rs, DST_WIDTH, done);
+                src = src.wrapping_offset(done as isize);
+                dst = dst.add(done * DST_WIDTH);
+            }
         }
         for _ in done..k {
             for j in 0..rows {
